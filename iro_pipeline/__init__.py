@@ -1,0 +1,1 @@
+"""Build, boot and test pipeline for the iro kernel series."""

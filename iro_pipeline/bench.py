@@ -1,0 +1,5 @@
+"""Pipeline benchmark (filled in below)."""
+
+
+def pipeline() -> None:
+    raise NotImplementedError

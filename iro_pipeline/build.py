@@ -1,0 +1,120 @@
+"""Build the patched kernel as Debian packages, out of tree, with ccache."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import kconfig, patches, source, steps
+from .errors import PipelineError
+from .paths import DIST, cache_root
+from .tools import BUILD_TOOLS, require
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    src: source.KernelSource
+    tree: Path
+    profile: str
+    series: list[patches.Patch]
+
+    @property
+    def series_id(self) -> str:
+        return patches.series_id(self.series)
+
+    @property
+    def localversion(self) -> str:
+        return f"-iro-{self.series_id}"
+
+    @property
+    def release(self) -> str:
+        return self.src.version + self.localversion
+
+    @property
+    def pkgversion(self) -> str:
+        return f"{self.src.version}-{len(self.series)}+iro{self.series_id}"
+
+    @property
+    def outdir(self) -> Path:
+        """bindeb-pkg writes its packages into the parent of O=."""
+        return cache_root() / "build" / f"{self.src.key}-{self.profile}"
+
+    @property
+    def objdir(self) -> Path:
+        return self.outdir / "obj"
+
+
+def prepare(source_arg: str | None, profile: str) -> BuildPlan:
+    """Resolve the source and apply the series: the steps before any config or build."""
+    with steps.stage("kernel source"):
+        src = source.resolve(source_arg)
+    with steps.stage("apply patch series"):
+        tree, series, changed = patches.apply(src)
+    steps.console.print(f"  Linux {src.version} from {src.origin}; {len(series)} patches, {len(changed)} files changed")
+    return BuildPlan(src, tree, profile, series)
+
+
+def make_env() -> dict[str, str]:
+    ccache_dir = cache_root() / "ccache"
+    return {
+        "CCACHE_DIR": str(ccache_dir),
+        "CCACHE_MAXSIZE": "5G",
+        "KBUILD_BUILD_USER": "iro",
+        "KBUILD_BUILD_HOST": "iro",
+        "KBUILD_BUILD_TIMESTAMP": "2024-01-01",
+    }
+
+
+def make_args(plan: BuildPlan) -> list[str]:
+    return [
+        "make", "-C", str(plan.tree), f"O={plan.objdir}", "ARCH=x86_64", f"-j{os.cpu_count() or 2}",
+        "CC=ccache gcc", f"LOCALVERSION={plan.localversion}", f"KDEB_PKGVERSION={plan.pkgversion}",
+    ]
+
+
+def build_debs(plan: BuildPlan, config_hash: str, reproducer: str) -> dict[str, object]:
+    """Run bindeb-pkg, move the packages to dist/ and write dist/metadata.json."""
+    require(BUILD_TOOLS)
+    for old in plan.outdir.glob("*.deb"):
+        old.unlink()
+    with steps.stage("kernel build (bindeb-pkg)"):
+        steps.run(f"bindeb-pkg {plan.profile}", [*make_args(plan), "bindeb-pkg"], env=make_env())
+    debs = sorted(plan.outdir.glob("*.deb"))
+    kinds = {kind: [d for d in debs if d.name.startswith(kind)] for kind in ("linux-image", "linux-headers", "linux-libc-dev")}
+    if missing := [kind for kind, found in kinds.items() if not found]:
+        raise PipelineError(f"bindeb-pkg produced no {', '.join(missing)} package in {plan.outdir}")
+    DIST.mkdir(exist_ok=True)
+    for old in DIST.glob("linux-*.deb"):
+        old.unlink()
+    for deb in debs:
+        shutil.copy2(deb, DIST / deb.name)
+    metadata = {
+        "kernel_version": plan.src.version,
+        "kernel_release": plan.release,
+        "package_version": plan.pkgversion,
+        "profile": plan.profile,
+        "source": plan.src.to_json(),
+        "patches": [{"name": p.path.name, "sha256": p.sha256} for p in plan.series],
+        "series_id": plan.series_id,
+        "config_sha256": config_hash,
+        "packages": [d.name for d in debs],
+        "timings_s": dict(steps.timings),
+        "reproducer": reproducer,
+    }
+    (DIST / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    return metadata
+
+
+def build(source_arg: str | None = None, profile: str = "vm") -> dict[str, object]:
+    """The whole kernel pipeline: source, patches, config, packages."""
+    plan = prepare(source_arg, profile)
+    with steps.stage("kernel config"):
+        config_hash = kconfig.configure(plan.src, plan.tree, profile, plan.objdir)
+    reproducer = f"./iro kernel.build --profile {profile}"
+    if source_arg:
+        reproducer += f" --source {shlex.quote(source_arg)}"
+    return build_debs(plan, config_hash, reproducer)

@@ -1,0 +1,30 @@
+#!/bin/sh
+# PID 1 of a test guest. The root is the host's / over 9p, read-only. Mount
+# scratch space, run the command the host left in the output share, record its
+# exit code there and power off. /tmp may hide the repository (a CI clone can
+# live there), so the repository is mounted back at its own path.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+p9="trans=virtio,version=9p2000.L,msize=524288"
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /var/tmp
+mkdir -p /run/iro-out /run/netns /run/home
+mount -t 9p -o "$p9" iroout /run/iro-out
+. /run/iro-out/env.sh
+mkdir -p "$IRO_REPO"
+mount -t 9p -o "$p9,ro,cache=loose" irorepo "$IRO_REPO"
+hostname iro-guest
+ip link set lo up
+echo "iro-guest: running command" > /dev/kmsg
+(cd "$IRO_REPO" && exec /bin/sh /run/iro-out/cmd.sh) > /dev/ttyS1 2>&1 < /dev/null
+echo $? > /run/iro-out/exit-code.tmp
+mv /run/iro-out/exit-code.tmp /run/iro-out/exit-code
+sync
+echo o > /proc/sysrq-trigger
+sleep 10

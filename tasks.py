@@ -1,0 +1,127 @@
+"""iro tasks: `./iro --list` shows them, `./iro --help TASK` explains one."""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, Context, task
+
+from iro_pipeline import bench as bench_mod
+from iro_pipeline import build as build_mod
+from iro_pipeline import kconfig, patches, steps, testrun, vm
+from iro_pipeline import source as kernel_sources
+from iro_pipeline.errors import PipelineError
+from iro_pipeline.paths import cache_root
+
+SOURCE_HELP = "kernel tree or tarball to use instead of Debian's linux-source-6.1"
+PROFILE_HELP = f"config profile: {', '.join(kconfig.PROFILES)} (default vm)"
+
+
+def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a PipelineError as one line (plus any excerpt) and exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PipelineError as err:
+            steps.console.print(f"[red]error:[/] {err}", soft_wrap=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@task(help={"source": SOURCE_HELP})
+@one_line_errors
+def kernel_source(c: Context, source: str | None = None) -> None:
+    """Extract the kernel source into the cache and print its exact version."""
+    src = kernel_sources.resolve(source)
+    print(f"Linux {src.version} ({src.origin}) at {src.pristine}")
+
+
+@task(help={"source": SOURCE_HELP})
+@one_line_errors
+def kernel_patch(c: Context, source: str | None = None) -> None:
+    """Apply patches/linux-X.Y/series to the work tree (all or nothing; re-applying is harmless)."""
+    src = kernel_sources.resolve(source)
+    tree, series, changed = patches.apply(src)
+    print(f"{len(series)} patches applied in {tree}; {len(changed)} files changed")
+
+
+@task(help={"source": SOURCE_HELP, "profile": PROFILE_HELP})
+@one_line_errors
+def kernel_config(c: Context, source: str | None = None, profile: str = "vm") -> None:
+    """Make the profile's .config with kconfiglib and verify every requested symbol."""
+    plan = build_mod.prepare(source, profile)
+    digest = kconfig.configure(plan.src, plan.tree, profile, plan.objdir)
+    print(f"{plan.objdir / '.config'} verified (sha256 {digest[:16]})")
+
+
+@task(help={"source": SOURCE_HELP, "profile": PROFILE_HELP})
+@one_line_errors
+def kernel_build(c: Context, source: str | None = None, profile: str = "vm") -> None:
+    """Build linux-image, linux-headers and linux-libc-dev .debs into dist/."""
+    metadata = build_mod.build(source, profile)
+    print(f"built {metadata['kernel_release']}: {', '.join(metadata['packages'])} in dist/")  # type: ignore[arg-type]
+
+
+@task(help={"kernel": "bzImage to boot (default: the one in dist/'s linux-image package)",
+            "timeout": "seconds before the guest counts as hung", "accel": "force kvm or tcg"})
+@one_line_errors
+def vm_run(c: Context, kernel: str | None = None, timeout: float = 600, accel: str | None = None) -> None:
+    """Boot the built kernel and run the command after `--`: ./iro vm.run -- uname -a"""
+    command = shlex.join(sys.argv[sys.argv.index("--") + 1 :]) if "--" in sys.argv else "uname -a"
+    result = vm.boot(command, kernel=Path(kernel) if kernel else None, timeout=timeout, accel=accel)
+    steps.console.print(f"guest exit {result.exit_code} after {result.seconds:.1f} s under {result.accel}; "
+                        f"console: {result.console}")
+    sys.exit(result.exit_code)
+
+
+@task(help={"profile": PROFILE_HELP, "source": SOURCE_HELP})
+@one_line_errors
+def build(c: Context, profile: str = "vm", source: str | None = None) -> None:
+    """Build everything iro ships: the patched kernel packages, in dist/."""
+    kernel_build(c, source=source, profile=profile)
+
+
+@task(help={"host_only": "run only the host unit tests (no VM)", "k": "pytest -k expression",
+            "timeout": "seconds before the guest counts as hung"})
+@one_line_errors
+def test(c: Context, host_only: bool = False, k: str | None = None, timeout: float = 1800) -> None:
+    """Run the host unit tests, then boot the built kernel once and run the VM tests in it."""
+    sys.exit(testrun.run_all(host_only=host_only, keyword=k, timeout=timeout))
+
+
+@task
+def lint(c: Context) -> None:
+    """ruff over the Python code."""
+    c.run(f"{sys.executable} -m ruff check .", pty=False)
+
+
+@task
+@one_line_errors
+def bench(c: Context) -> None:
+    """Pipeline benchmark: cold build, warm loop after a patch edit, VM boot to first test."""
+    bench_mod.pipeline()
+
+
+@task
+def clean(c: Context) -> None:
+    """Remove dist/ (the build cache in ~/.cache/iro stays)."""
+    c.run("rm -rf dist")
+    print(f"cache kept at {cache_root()}")
+
+
+kernel = Collection("kernel")
+kernel.add_task(kernel_source, "source")
+kernel.add_task(kernel_patch, "patch")
+kernel.add_task(kernel_config, "config")
+kernel.add_task(kernel_build, "build")
+vm_ns = Collection("vm")
+vm_ns.add_task(vm_run, "run")
+ns = Collection(build, test, lint, bench, clean, kernel, vm_ns)
