@@ -84,8 +84,8 @@ def build_debs(plan: BuildPlan, config_hash: str, reproducer: str) -> dict[str, 
     with steps.stage("kernel build (bindeb-pkg)"):
         steps.run(f"bindeb-pkg {plan.profile}", [*make_args(plan), "bindeb-pkg"], env=make_env())
     debs = sorted(plan.outdir.glob("*.deb"))
-    kinds = {kind: [d for d in debs if d.name.startswith(kind)] for kind in ("linux-image", "linux-headers", "linux-libc-dev")}
-    if missing := [kind for kind, found in kinds.items() if not found]:
+    wanted = ("linux-image", "linux-headers", "linux-libc-dev")
+    if missing := [kind for kind in wanted if not any(d.name.startswith(kind) for d in debs)]:
         raise PipelineError(f"bindeb-pkg produced no {', '.join(missing)} package in {plan.outdir}")
     DIST.mkdir(exist_ok=True)
     for old in DIST.glob("linux-*.deb"):

@@ -73,8 +73,9 @@ class Request:
 
 def read_fragment(path: Path) -> list[Request]:
     requests = []
+    shown = path.relative_to(CONFIGS.parent.parent) if path.is_relative_to(CONFIGS) else path
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        where = f"{path.relative_to(CONFIGS.parent.parent)}:{lineno}"
+        where = f"{shown}:{lineno}"
         if unset := re.fullmatch(r"# CONFIG_(\w+) is not set", line.strip()):
             requests.append(Request(unset.group(1), "n", where))
         elif match := re.fullmatch(r"CONFIG_(\w+)=(.+)", line.strip()):
@@ -111,6 +112,17 @@ def unmet(kconf: kconfiglib.Kconfig, requests: list[Request], values: dict[str, 
     return problems
 
 
+def apply_requests(kconf: kconfiglib.Kconfig, requests: list[Request]) -> None:
+    """Set every requested value; fail naming unknown symbols and unmet dependencies."""
+    for req in requests:
+        if req.name not in kconf.syms or not kconf.syms[req.name].nodes:
+            raise PipelineError(f"{req.where}: unknown symbol CONFIG_{req.name}")
+        kconf.syms[req.name].set_value(req.wanted)
+    resolved = {name: sym.str_value for name, sym in kconf.syms.items() if sym.nodes}
+    if problems := unmet(kconf, requests, resolved):
+        raise PipelineError("config requests not met: " + "; ".join(problems))
+
+
 def read_dotconfig(path: Path) -> dict[str, str]:
     values = {}
     for line in path.read_text().splitlines():
@@ -143,13 +155,7 @@ def configure(source: KernelSource, tree: Path, profile: str, objdir: Path) -> s
     _base(profile, tree, scratch)
     kconf = load_kconfig(tree, source.version)
     kconf.load_config(str(scratch / ".config"))
-    for req in requests:
-        if req.name not in kconf.syms or not kconf.syms[req.name].nodes:
-            raise PipelineError(f"{req.where}: unknown symbol CONFIG_{req.name}")
-        kconf.syms[req.name].set_value(req.wanted)
-    resolved = {name: sym.str_value for name, sym in kconf.syms.items() if sym.nodes}
-    if problems := unmet(kconf, requests, resolved):
-        raise PipelineError("config requests not met: " + "; ".join(problems))
+    apply_requests(kconf, requests)
     kconf.write_config(str(scratch / ".config"), header="")
     steps.run(f"make olddefconfig ({profile})", ["make", "-C", tree, f"O={scratch}", "ARCH=x86_64", "olddefconfig"])
     if problems := unmet(kconf, requests, read_dotconfig(scratch / ".config")):

@@ -3,4 +3,6 @@
 from .api import Algorithm, Event, Migration, Policy, Selector, State, Template, XfrmError, XfrmSocket
 from .messages import GROUPS
 
-__all__ = ["GROUPS", "Algorithm", "Event", "Migration", "Policy", "Selector", "State", "Template", "XfrmError", "XfrmSocket"]
+__all__ = [
+    "GROUPS", "Algorithm", "Event", "Migration", "Policy", "Selector", "State", "Template", "XfrmError", "XfrmSocket",
+]

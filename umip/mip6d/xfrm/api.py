@@ -116,6 +116,7 @@ class State:
     coaddr: str | None = None
     flags: int = 0
     replay_window: int = 32
+    lifetime: dict[str, int] = field(default_factory=dict)  # e.g. {"hard_add_expires_seconds": 30}
     # read back from the kernel
     bytes: int = 0
     packets: int = 0
@@ -135,9 +136,8 @@ class State:
         }
         for name, _ in m.LIFETIME_CFG:
             values[name] = (1 << 64) - 1 if "limit" in name else 0
+        values.update({f"lft_{name}": value for name, value in self.lifetime.items()})
         msg.update(values)
-        if not self.selector.fields()["sel_family"]:
-            msg["sel_family"] = family
         attrs: list[tuple[str, Any]] = []
         if self.aead:
             attrs.append(("XFRMA_ALG_AEAD", _algo(self.aead, "alg_icv_len")))

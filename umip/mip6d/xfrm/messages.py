@@ -76,8 +76,7 @@ class _algo(nla):
         key = self["alg_key"]
         values = [self["alg_name"].encode() if isinstance(self["alg_name"], str) else self["alg_name"]]
         values += [self[name] for name, _ in self.head[1:]]
-        self["value"] = struct.pack("=" + "".join(f for _, f in self.head), *values) + key
-        self.fields = (("value", "s"),)
+        self["raw"] = struct.pack("=" + "".join(f for _, f in self.head), *values) + key
         nla.encode(self)
 
     def decode(self) -> None:
@@ -86,29 +85,29 @@ class _algo(nla):
         size = struct.calcsize(fmt)
         raw = self.data[self.offset + 4 : self.offset + self.length]
         values = struct.unpack_from(fmt, raw)
-        for (name, _), value in zip(self.head, values):
+        for (name, _), value in zip(self.head, values, strict=False):
             self[name] = value.rstrip(b"\0").decode() if name == "alg_name" else value
         self["alg_key"] = bytes(raw[size : size + (self["alg_key_len"] + 7) // 8])
 
 
 class _algo_plain(_algo):
-    fields = (("value", "s"),)
+    fields = (("raw", "s"),)
 
 
 class _algo_auth(_algo):
-    fields = (("value", "s"),)
+    fields = (("raw", "s"),)
     head = (("alg_name", "64s"), ("alg_key_len", "I"), ("alg_trunc_len", "I"))
 
 
 class _algo_aead(_algo):
-    fields = (("value", "s"),)
+    fields = (("raw", "s"),)
     head = (("alg_name", "64s"), ("alg_key_len", "I"), ("alg_icv_len", "I"))
 
 
 class _tmpl(nla):
     """XFRMA_TMPL: an array of struct xfrm_user_tmpl (64 bytes each)."""
 
-    fields = (("value", "s"),)
+    fields = (("raw", "s"),)
     layout = ("16sIB3xH2x16sIBBBxIII", ("daddr", "spi", "proto", "family", "saddr", "reqid",
                                          "mode", "share", "optional", "aalgos", "ealgos", "calgos"))
 
@@ -119,7 +118,7 @@ class _tmpl(nla):
             # the SPI is big-endian inside an otherwise native struct
             spi = int.from_bytes(tmpl["spi"].to_bytes(4, "big"), "little")
             blob += struct.pack("=" + fmt, *[spi if n == "spi" else tmpl[n] for n in names])
-        self["value"] = blob
+        self["raw"] = blob
         nla.encode(self)
 
     def decode(self) -> None:
@@ -129,7 +128,7 @@ class _tmpl(nla):
         size = struct.calcsize("=" + fmt)
         templates = []
         for start in range(0, len(raw) - size + 1, size):
-            item = dict(zip(names, struct.unpack_from("=" + fmt, raw, start)))
+            item = dict(zip(names, struct.unpack_from("=" + fmt, raw, start), strict=False))
             item["spi"] = int.from_bytes(item["spi"].to_bytes(4, "little"), "big")
             templates.append(item)
         self["templates"] = templates
@@ -142,13 +141,13 @@ class _policy_type(nla):
 class _migrate(nla):
     """XFRMA_MIGRATE: an array of struct xfrm_user_migrate (76 bytes each)."""
 
-    fields = (("value", "s"),)
+    fields = (("raw", "s"),)
     layout = ("16s16s16s16sBBHIHH", ("old_daddr", "old_saddr", "new_daddr", "new_saddr", "proto",
                                       "mode", "reserved", "reqid", "old_family", "new_family"))
 
     def encode(self) -> None:
         fmt, names = self.layout
-        self["value"] = b"".join(
+        self["raw"] = b"".join(
             struct.pack("=" + fmt, *[m.get(n, 0) for n in names]) for m in self["migrations"]
         )
         nla.encode(self)
@@ -159,7 +158,7 @@ class _migrate(nla):
         raw = self.data[self.offset + 4 : self.offset + self.length]
         size = struct.calcsize("=" + fmt)
         self["migrations"] = [
-            dict(zip(names, struct.unpack_from("=" + fmt, raw, start)))
+            dict(zip(names, struct.unpack_from("=" + fmt, raw, start), strict=False))
             for start in range(0, len(raw) - size + 1, size)
         ]
 
@@ -174,10 +173,6 @@ class _mark(nla):
 
 class _lastused(nla):
     fields = (("value", "Q"),)
-
-
-class _u32(nla):
-    fields = (("value", "I"),)
 
 
 class xfrm_base(nlmsg):
