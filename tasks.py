@@ -75,7 +75,8 @@ def kernel_build(c: Context, source: str | None = None, profile: str = "vm") -> 
 @one_line_errors
 def vm_run(c: Context, kernel: str | None = None, timeout: float = 600, accel: str | None = None) -> None:
     """Boot the built kernel and run the command after `--`: ./iro vm.run -- uname -a"""
-    command = shlex.join(sys.argv[sys.argv.index("--") + 1 :]) if "--" in sys.argv else "uname -a"
+    words = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else ["uname -a"]
+    command = words[0] if len(words) == 1 else shlex.join(words)  # one word: a shell command line
     result = vm.boot(command, kernel=Path(kernel) if kernel else None, timeout=timeout, accel=accel)
     steps.console.print(f"guest exit {result.exit_code} after {result.seconds:.1f} s under {result.accel}; "
                         f"console: {result.console}")
@@ -103,11 +104,11 @@ def lint(c: Context) -> None:
     c.run(f"{sys.executable} -m ruff check .", pty=False)
 
 
-@task
+@task(help={"warm_only": "skip the cold run (empty cache, about 10 minutes more)"})
 @one_line_errors
-def bench(c: Context) -> None:
-    """Pipeline benchmark: cold build, warm loop after a patch edit, VM boot to first test."""
-    bench_mod.pipeline()
+def bench(c: Context, warm_only: bool = False) -> None:
+    """Pipeline benchmark: cold build and tests, warm loop after a patch edit, VM boot to first test."""
+    bench_mod.pipeline(cold=not warm_only)
 
 
 @task

@@ -48,12 +48,12 @@ class BuildPlan:
         return self.outdir / "obj"
 
 
-def prepare(source_arg: str | None, profile: str) -> BuildPlan:
+def prepare(source_arg: str | None, profile: str, series_dir: Path | None = None) -> BuildPlan:
     """Resolve the source and apply the series: the steps before any config or build."""
     with steps.stage("kernel source"):
         src = source.resolve(source_arg)
     with steps.stage("apply patch series"):
-        tree, series, changed = patches.apply(src)
+        tree, series, changed = patches.apply(src, series_dir)
     steps.console.print(f"  Linux {src.version} from {src.origin}; {len(series)} patches, {len(changed)} files changed")
     return BuildPlan(src, tree, profile, series)
 
@@ -76,7 +76,7 @@ def make_args(plan: BuildPlan) -> list[str]:
     ]
 
 
-def build_debs(plan: BuildPlan, config_hash: str, reproducer: str) -> dict[str, object]:
+def build_debs(plan: BuildPlan, config_hash: str, reproducer: str, dist: Path = DIST) -> dict[str, object]:
     """Run bindeb-pkg, move the packages to dist/ and write dist/metadata.json."""
     require(BUILD_TOOLS)
     for old in plan.outdir.glob("*.deb"):
@@ -87,11 +87,11 @@ def build_debs(plan: BuildPlan, config_hash: str, reproducer: str) -> dict[str, 
     wanted = ("linux-image", "linux-headers", "linux-libc-dev")
     if missing := [kind for kind in wanted if not any(d.name.startswith(kind) for d in debs)]:
         raise PipelineError(f"bindeb-pkg produced no {', '.join(missing)} package in {plan.outdir}")
-    DIST.mkdir(exist_ok=True)
-    for old in DIST.glob("linux-*.deb"):
+    dist.mkdir(parents=True, exist_ok=True)
+    for old in dist.glob("linux-*.deb"):
         old.unlink()
     for deb in debs:
-        shutil.copy2(deb, DIST / deb.name)
+        shutil.copy2(deb, dist / deb.name)
     metadata = {
         "kernel_version": plan.src.version,
         "kernel_release": plan.release,
@@ -105,16 +105,17 @@ def build_debs(plan: BuildPlan, config_hash: str, reproducer: str) -> dict[str, 
         "timings_s": dict(steps.timings),
         "reproducer": reproducer,
     }
-    (DIST / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    (dist / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
     return metadata
 
 
-def build(source_arg: str | None = None, profile: str = "vm") -> dict[str, object]:
+def build(source_arg: str | None = None, profile: str = "vm", series_dir: Path | None = None,
+          dist: Path = DIST) -> dict[str, object]:
     """The whole kernel pipeline: source, patches, config, packages."""
-    plan = prepare(source_arg, profile)
+    plan = prepare(source_arg, profile, series_dir)
     with steps.stage("kernel config"):
         config_hash = kconfig.configure(plan.src, plan.tree, profile, plan.objdir)
     reproducer = f"./iro kernel.build --profile {profile}"
     if source_arg:
         reproducer += f" --source {shlex.quote(source_arg)}"
-    return build_debs(plan, config_hash, reproducer)
+    return build_debs(plan, config_hash, reproducer, dist)

@@ -59,8 +59,11 @@ def _debian_tarball() -> tuple[Path, str]:
 
 def _extract(tarball: Path, origin: str) -> KernelSource:
     """Extract a tarball once per origin; a half-done extraction is never reused."""
-    digest = hashlib.sha256(origin.encode()).hexdigest()[:8]
-    done = cache_root() / "src" / f"tarball-{digest}"
+    if origin.startswith("debian:"):
+        name = origin.split(":", 1)[1].replace("=", "_")  # linux-source-6.1_6.1.192-3
+    else:
+        name = "tarball-" + hashlib.sha256(origin.encode()).hexdigest()[:8]
+    done = cache_root() / "src" / name
     marker = done / "source.json"
     if marker.exists():
         return KernelSource(**{**json.loads(marker.read_text()), "pristine": done / "tree"})

@@ -40,14 +40,15 @@ class VmResult:
     output: Path
     accel: str
     seconds: float
+    first_test_s: float | None  # from QEMU start until the guest's first pytest test began
 
 
-def kernel_from_dist() -> Path:
+def kernel_from_dist(dist: Path = DIST) -> Path:
     """Extract the vmlinuz from dist/'s linux-image package, once per package."""
-    images = sorted(DIST.glob("linux-image-*.deb"))
+    images = sorted(dist.glob("linux-image-*.deb"))
     images = [d for d in images if "-dbg_" not in d.name]
     if not images:
-        raise PipelineError(f"no linux-image package in {DIST}: run './iro build' first")
+        raise PipelineError(f"no linux-image package in {dist}: run './iro build' first")
     deb = images[-1]
     target = cache_root() / "vm" / "kernels" / (deb.stem + ".vmlinuz")
     if not target.exists():
@@ -64,7 +65,7 @@ def kernel_from_dist() -> Path:
 def _qemu_argv(kernel: Path, accel: str, run_dir: Path, memory: str, smp: int) -> list[str]:
     cmdline = " ".join([
         "console=ttyS0", "earlyprintk=serial,ttyS0,115200", "root=/dev/root", "rootfstype=9p",
-        "rootflags=trans=virtio,version=9p2000.L,msize=524288,cache=loose", "ro",
+        "rootflags=trans=virtio,version=9p2000.L,msize=512000", "ro",
         f"init={GUEST_INIT}", "panic=-1", "oops=panic", "tsc=reliable", "clocksource=acpi_pm",
     ])
     accel_args = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg,thread=multi", "-cpu", "max"]
@@ -138,7 +139,7 @@ def boot(
     stop = threading.Event()
     follower = threading.Thread(target=_follow, args=(run_dir / "output.log", stop, echo), daemon=True)
     follower.start()
-    start = time.monotonic()
+    start, start_wall = time.monotonic(), time.time()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         qemu_out, _ = proc.communicate(timeout=timeout)
@@ -164,7 +165,9 @@ def boot(
         raise PipelineError(
             f"guest ended without a result (qemu exit {proc.returncode}: {tail[0]}); console: {console}"
         )
-    return VmResult(int(exit_file.read_text()), console, run_dir / "output.log", accel, seconds)
+    first_test = share / "first-test"
+    first_test_s = first_test.stat().st_mtime - start_wall if first_test.exists() else None
+    return VmResult(int(exit_file.read_text()), console, run_dir / "output.log", accel, seconds, first_test_s)
 
 
 def _boot_id() -> str:

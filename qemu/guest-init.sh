@@ -3,8 +3,10 @@
 # scratch space, run the command the host left in the output share, record its
 # exit code there and power off. /tmp may hide the repository (a CI clone can
 # live there), so the repository is mounted back at its own path.
+# The root is mounted without 9p caching: a cached dentry that the host changes
+# (its /proc, /tmp) is revalidated away, and that detaches what is mounted on it.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-p9="trans=virtio,version=9p2000.L,msize=524288"
+p9="trans=virtio,version=9p2000.L,msize=512000"
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null

@@ -94,7 +94,7 @@ class Capture:
     def __init__(self, host: Host, ifname: str, path: Path, bpf: str = "ip6") -> None:
         self.path = path
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", host.name, "tcpdump", "-i", ifname, "-U", "-n", "-s", "0",
+            ["ip", "netns", "exec", host.name, "tcpdump", "-Z", "root", "-i", ifname, "-U", "-n", "-s", "0",
              "-w", str(path), bpf],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
