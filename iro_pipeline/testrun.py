@@ -18,7 +18,7 @@ def run_vm(keyword: str | None, timeout: float, kernel: Path | None = None) -> v
     """One guest boot running every selected VM test."""
     require(TEST_TOOLS)
     select = ["-k", shlex.quote(keyword)] if keyword else []
-    pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(TESTS / "vm"), *select]
+    pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--color=no", str(TESTS / "vm"), *select]
     result = vm.boot(" ".join(pytest), kernel=kernel, timeout=timeout)
     first = f"{result.first_test_s:.1f} s" if result.first_test_s is not None else "never"
     steps.console.print(f"guest pytest exit {result.exit_code} after {result.seconds:.1f} s under "

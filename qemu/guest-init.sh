@@ -21,6 +21,9 @@ mount -t 9p -o "$p9" iroout /run/iro-out
 . /run/iro-out/env.sh
 mkdir -p "$IRO_REPO"
 mount -t 9p -o "$p9,ro,cache=loose" irorepo "$IRO_REPO"
+for share in $IRO_CACHED; do  # tag=path: trees that never change during a run
+  mount -t 9p -o "$p9,ro,cache=loose" "${share%%=*}" "${share#*=}"
+done
 hostname iro-guest
 ip link set lo up
 echo "iro-guest: running command" > /dev/kmsg

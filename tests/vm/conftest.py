@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from netlab import Host
 
 if os.environ.get("IRO_IN_GUEST") != "1":

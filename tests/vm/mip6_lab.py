@@ -6,11 +6,11 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
+from scapy.layers.inet6 import MIP6MH_BA, MIP6MH_BU, IPv6, MIP6OptAltCoA
+
 from mip6d.xfrm import Algorithm, Policy, Selector, State, Template
 from mip6d.xfrm.api import XFRM_POLICY_IN, XFRM_POLICY_OUT
 from netlab import Host, link
-from scapy.layers.inet6 import IPv6
-from scapy.layers.mobileip import MIP6MH_BA, MIP6MH_BU, MIP6OptAltCoA
 
 HOA = "2001:db8:100::10"
 HA = "2001:db8:200::1"

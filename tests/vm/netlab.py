@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mip6d.xfrm import XfrmSocket
 from pyroute2 import IPRoute, netns
-from scapy.all import rdpcap
 from scapy.plist import PacketList
+from scapy.utils import rdpcap
+
+from mip6d.xfrm import XfrmSocket
 
 
 def sh(*argv: str, check: bool = True) -> str:
@@ -94,8 +95,8 @@ class Capture:
     def __init__(self, host: Host, ifname: str, path: Path, bpf: str = "ip6") -> None:
         self.path = path
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", host.name, "tcpdump", "-Z", "root", "-i", ifname, "-U", "-n", "-s", "0",
-             "-w", str(path), bpf],
+            ["ip", "netns", "exec", host.name, "tcpdump", "-Z", "root", "--immediate-mode", "-U", "-n",
+             "-i", ifname, "-s", "0", "-w", str(path), bpf],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         assert self.proc.stderr is not None

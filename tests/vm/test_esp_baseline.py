@@ -8,12 +8,13 @@ import socket
 from pathlib import Path
 
 import pytest
-from mip6d.xfrm import Algorithm, Policy, Selector, State, Template
-from mip6d.xfrm.api import XFRM_MODE_TRANSPORT, XFRM_MODE_TUNNEL, XFRM_POLICY_IN, XFRM_POLICY_OUT
-from netlab import Capture, Host, link
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.ipsec import ESP
+
+from mip6d.xfrm import Algorithm, Policy, Selector, State, Template
+from mip6d.xfrm.api import XFRM_MODE_TRANSPORT, XFRM_MODE_TUNNEL, XFRM_POLICY_IN, XFRM_POLICY_OUT
+from netlab import Capture, Host, link
 
 A, B = "2001:db8:1::1", "2001:db8:1::2"
 A_INNER, B_INNER = "2001:db8:a::1", "2001:db8:b::1"

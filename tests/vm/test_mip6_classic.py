@@ -7,6 +7,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting
+from scapy.layers.ipsec import ESP
+
 from mip6_lab import COA, HA, HOA, IPPROTO_MH, SPI_HA_MN, SPI_MN_HA, binding_ack, binding_update, build, mh_socket
 from mip6d.xfrm import Policy, Selector, State, Template, XfrmSocket
 from mip6d.xfrm.api import (
@@ -18,8 +21,6 @@ from mip6d.xfrm.api import (
     XFRM_STATE_WILDRECV,
 )
 from netlab import Capture
-from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting
-from scapy.layers.ipsec import ESP
 
 RO = XFRM_MODE_ROUTEOPTIMIZATION
 
@@ -81,7 +82,8 @@ def test_hao_without_policy_is_dropped_and_reported(hosts) -> None:
     lab = build(hosts)
     install_classic_ro(lab)
     udp = Selector.host(HOA, HA, proto=17)
-    lab.mn.xfrm.add_state(State(HOA, HA, IPPROTO_DSTOPTS, mode=RO, coaddr=COA, selector=udp))
+    # one HAO state per (HoA, HA): widen its selector from MH to any traffic
+    lab.mn.xfrm.update_state(State(HOA, HA, IPPROTO_DSTOPTS, mode=RO, coaddr=COA))
     lab.mn.xfrm.add_policy(Policy(udp, XFRM_POLICY_OUT, [Template(IPPROTO_DSTOPTS, RO)], sub=True))
     listener = XfrmSocket(netns=lab.ha.name, groups=("report",))
     before = lab.ha.xfrm_stat()

@@ -3,18 +3,20 @@ operations and multicast events, cross-checked against `ip xfrm`."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import time
 from pathlib import Path
 
 import pytest
+from scapy.layers.inet6 import IPv6
+from scapy.layers.ipsec import ESP
+
 from mip6_lab import COA, COA2, GCM, HA, HOA
 from mip6d.xfrm import Algorithm, Migration, Policy, Selector, State, Template, XfrmError, XfrmSocket
 from mip6d.xfrm.api import IPPROTO_AH, IPPROTO_ESP, XFRM_MODE_TUNNEL, XFRM_POLICY_IN, XFRM_POLICY_OUT
 from netlab import Capture, link
-from scapy.layers.inet6 import IPv6
-from scapy.layers.ipsec import ESP
 
 HA_INNER = "2001:db8:300::1"
 A, B = "2001:db8:1::1", "2001:db8:1::2"
@@ -84,14 +86,15 @@ def test_sa_operations_match_ip_xfrm(hosts) -> None:
     host = hosts("x")
     x = host.xfrm
     cbc = {"crypt": Algorithm("cbc(aes)", bytes(16)), "auth": Algorithm("hmac(sha256)", bytes(32), 128)}
-    x.add_state(State(A, B, spi=0x4000, reqid=3, **cbc))
+    x.add_state(State(A, B, spi=0x4000, reqid=3, coaddr=COA, **cbc))
     text = host.ip_xfrm("state")
     assert f"src {A} dst {B}" in text and "spi 0x00004000 reqid 3 mode transport" in text
     assert "enc cbc(aes)" in text and "auth-trunc hmac(sha256)" in text and " 128" in text
     with pytest.raises(XfrmError, match=r"XFRM_MSG_NEWSA: .*errno 17"):
         x.add_state(State(A, B, spi=0x4000, reqid=3, **cbc))
-    x.update_state(State(A, B, spi=0x4000, reqid=3, coaddr=COA, **cbc))
-    assert x.get_state(B, 0x4000).coaddr == COA
+    assert f"coa {COA}" in text
+    x.update_state(State(A, B, spi=0x4000, reqid=3, coaddr=COA2, **cbc))  # a care-of address updates in place
+    assert x.get_state(B, 0x4000).coaddr == COA2 and f"coa {COA2}" in host.ip_xfrm("state")
     host.run("ip", "xfrm", "state", "add", "src", B, "dst", A, "proto", "esp", "spi", "0x4001", "mode",
              "tunnel", "reqid", "9", "aead", "rfc4106(gcm(aes))", "0x" + "11" * 20, "96")
     mine = {s.spi: s for s in x.dump_states()}
@@ -128,24 +131,30 @@ def test_policy_operations_match_ip_xfrm(hosts) -> None:
     assert x.dump_policies() == []
 
 
-def test_expire_and_acquire_events(hosts) -> None:
+def test_expire_event(hosts) -> None:
+    host = hosts("x")
+    listener = XfrmSocket(netns=host.name, groups=("expire",))
+    host.xfrm.add_state(State(A, B, spi=0x6000, aead=GCM, lifetime={"soft_add_expires_seconds": 1,
+                                                                     "hard_add_expires_seconds": 2}))
+    events = [e for e in listener.events(timeout=3.5) if e.kind == "expire"]
+    listener.close()
+    assert [(e.hard, e.state.spi) for e in events] == [(False, 0x6000), (True, 0x6000)]
+    assert host.xfrm.dump_states() == []
+
+
+def test_acquire_event(hosts) -> None:
     a, b = hosts("a"), hosts("b")
     link(a, "a0", b, "b0")
     a.add_address("a0", A)
     b.add_address("b0", B)
-    listener = XfrmSocket(netns=a.name, groups=("expire", "acquire"))
-    a.xfrm.add_state(State(A, B, spi=0x6000, aead=GCM, lifetime={"hard_add_expires_seconds": 1}))
-    a.xfrm.add_policy(Policy(Selector.host(A, B, proto=17), XFRM_POLICY_OUT, [Template(reqid=0)]))
-    time.sleep(1.5)  # the SA's hard lifetime runs out
+    listener = XfrmSocket(netns=a.name, groups=("acquire",))
+    a.xfrm.add_policy(Policy(Selector.host(A, B, proto=17), XFRM_POLICY_OUT, [Template(reqid=5)]))
     tx = a.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     tx.bind((A, 0))
-    with pytest.raises(OSError):
-        tx.sendto(b"needs an SA", (B, 7))  # no SA left: the kernel asks key managers for one
+    with contextlib.suppress(OSError):  # no SA: the kernel drops the packet and asks key managers for one
+        tx.sendto(b"needs an SA", (B, 7))
     tx.close()
-    events = list(listener.events(timeout=2))
+    events = [e for e in listener.events(timeout=2) if e.kind == "acquire"]
     listener.close()
-    expires = [e for e in events if e.kind == "expire"]
-    assert len(expires) == 1 and expires[0].hard and expires[0].state.spi == 0x6000
-    acquires = [e for e in events if e.kind == "acquire"]
-    assert acquires and acquires[0].proto == IPPROTO_ESP
-    assert (acquires[0].selector.src, acquires[0].selector.dst) == (A, B)
+    assert len(events) == 1 and events[0].proto == IPPROTO_ESP
+    assert (events[0].selector.src, events[0].selector.dst, events[0].selector.proto) == (A, B, 17)

@@ -324,7 +324,8 @@ class XfrmSocket(NetlinkSocket):
         return State.parse(replies[0])
 
     def dump_states(self, proto: int | None = None) -> list[State]:
-        msg = m.xfrm_usersa_info()
+        msg = State(_ANY, _ANY).message()
+        msg["attrs"] = []
         replies = self._request("XFRM_MSG_GETSA dump", msg, m.XFRM_MSG_GETSA, NLM_F_REQUEST | NLM_F_DUMP)
         states = [State.parse(r) for r in replies if r["header"]["type"] == m.XFRM_MSG_NEWSA]
         return [s for s in states if proto is None or s.proto == proto]
@@ -368,8 +369,9 @@ class XfrmSocket(NetlinkSocket):
         return Policy.parse(replies[0])
 
     def dump_policies(self) -> list[Policy]:
-        replies = self._request("XFRM_MSG_GETPOLICY dump", m.xfrm_userpolicy_id(), m.XFRM_MSG_GETPOLICY,
-                                NLM_F_REQUEST | NLM_F_DUMP)
+        msg = self._policy_id(Selector(), 0, False)
+        msg["attrs"] = []
+        replies = self._request("XFRM_MSG_GETPOLICY dump", msg, m.XFRM_MSG_GETPOLICY, NLM_F_REQUEST | NLM_F_DUMP)
         return [Policy.parse(r) for r in replies if r["header"]["type"] == m.XFRM_MSG_NEWPOLICY]
 
     def flush_policies(self, sub: bool = False) -> None:

@@ -7,9 +7,11 @@ with explicit padding; sizes match what the kernel selftest ipsec.c documents
 
 from __future__ import annotations
 
+import os
 import struct
 
-from pyroute2.netlink import nla, nlmsg
+from pyroute2.netlink import NLMSG_ERROR, nla, nlmsg, nlmsgerr
+from pyroute2.netlink.exceptions import NetlinkDecodeError, NetlinkError
 from pyroute2.netlink.nlsocket import Marshal
 
 # message types
@@ -270,6 +272,22 @@ class xfrm_user_report(xfrm_base):
 
 
 class XfrmMarshal(Marshal):
+    def parse_one_message(self, key: int, flags: int, sequence_number: int, data: bytes, offset: int,
+                          length: int) -> nlmsg:
+        try:
+            return super().parse_one_message(key, flags, sequence_number, data, offset, length)
+        except (struct.error, NetlinkDecodeError):
+            if key != NLMSG_ERROR:
+                raise
+        # An error echoes the request, which pyroute2 decodes with the reply's
+        # (longer) layout: keep just the error code.
+        msg = nlmsgerr(data, offset=offset)
+        msg["header"] = {"length": length, "type": key, "flags": flags, "sequence_number": sequence_number}
+        code = abs(struct.unpack_from("i", data, offset + 16)[0])
+        msg["error"] = -code
+        msg["header"]["error"] = NetlinkError(code, os.strerror(code))
+        return msg
+
     msg_map = {
         XFRM_MSG_NEWSA: xfrm_usersa_info,
         XFRM_MSG_UPDSA: xfrm_usersa_info,
