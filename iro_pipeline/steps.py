@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -72,7 +73,10 @@ def run(
             progress.update(task, last=line.strip()[:70])
         code = proc.wait()
     if code != 0:
-        raise PipelineError(f"{name} failed (exit {code}); full log: {log}")
+        first_error = next((line.strip() for line in log.read_text(errors="replace").splitlines()
+                            if re.search(r"\berror\b", line, re.I)), None)
+        detail = f": {first_error}" if first_error else ""
+        raise PipelineError(f"{name} failed (exit {code}){detail}; full log: {log}")
     return log
 
 

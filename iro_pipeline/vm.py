@@ -173,9 +173,8 @@ def boot(
     exit_file = share / "exit-code"
     if not exit_file.exists():
         tail = qemu_out.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise PipelineError(
-            f"guest ended without a result (qemu exit {proc.returncode}: {tail[0]}); console: {console}"
-        )
+        raise PipelineError(f"guest ended without a result (qemu exit {proc.returncode}); "
+                            f"qemu said: {tail[0]}; console: {console}")
     first_test = share / "first-test"
     first_test_s = first_test.stat().st_mtime - start_wall if first_test.exists() else None
     return VmResult(int(exit_file.read_text()), console, run_dir / "output.log", accel, seconds, first_test_s)
@@ -211,5 +210,5 @@ def _probe_kvm(kernel: Path) -> str:
     try:
         result = boot("true", kernel=kernel, accel="kvm", timeout=PROBE_TIMEOUT, echo=False)
     except PipelineError as err:
-        return f"probe boot failed: {str(err).splitlines()[0][:80]}"
+        return f"probe boot: {str(err).split(';')[0].split(':')[0]}"
     return "kvm" if result.exit_code == 0 else f"probe exit {result.exit_code}"
