@@ -106,51 +106,23 @@ class _algo_aead(_algo):
     head = (("alg_name", "64s"), ("alg_key_len", "I"), ("alg_icv_len", "I"))
 
 
-class _tmpl(nla):
-    """XFRMA_TMPL: an array of struct xfrm_user_tmpl (64 bytes each)."""
+class _struct_array(nla):
+    """An attribute holding an array of one C struct, as a list of dicts under `key`."""
 
     fields = (("raw", "s"),)
-    layout = ("16sIB3xH2x16sIBBBxIII", ("daddr", "spi", "proto", "family", "saddr", "reqid",
-                                         "mode", "share", "optional", "aalgos", "ealgos", "calgos"))
+    key = ""
+    layout: tuple[str, tuple[str, ...]] = ("", ())
 
-    def encode(self) -> None:
-        fmt, names = self.layout
-        blob = b""
-        for tmpl in self["templates"]:
-            # the SPI is big-endian inside an otherwise native struct
-            spi = int.from_bytes(tmpl["spi"].to_bytes(4, "big"), "little")
-            blob += struct.pack("=" + fmt, *[spi if n == "spi" else tmpl[n] for n in names])
-        self["raw"] = blob
-        nla.encode(self)
+    @staticmethod
+    def _wire(item: dict[str, int]) -> dict[str, int]:
+        return item
 
-    def decode(self) -> None:
-        nla.decode(self)
-        fmt, names = self.layout
-        raw = self.data[self.offset + 4 : self.offset + self.length]
-        size = struct.calcsize("=" + fmt)
-        templates = []
-        for start in range(0, len(raw) - size + 1, size):
-            item = dict(zip(names, struct.unpack_from("=" + fmt, raw, start), strict=False))
-            item["spi"] = int.from_bytes(item["spi"].to_bytes(4, "little"), "big")
-            templates.append(item)
-        self["templates"] = templates
-
-
-class _policy_type(nla):
-    fields = (("type", "B"), ("__pad", "x"), ("reserved1", "H"), ("reserved2", "B"), ("__pad2", "x"))
-
-
-class _migrate(nla):
-    """XFRMA_MIGRATE: an array of struct xfrm_user_migrate (76 bytes each)."""
-
-    fields = (("raw", "s"),)
-    layout = ("16s16s16s16sBBHIHH", ("old_daddr", "old_saddr", "new_daddr", "new_saddr", "proto",
-                                      "mode", "reserved", "reqid", "old_family", "new_family"))
+    _host = _wire
 
     def encode(self) -> None:
         fmt, names = self.layout
         self["raw"] = b"".join(
-            struct.pack("=" + fmt, *[m.get(n, 0) for n in names]) for m in self["migrations"]
+            struct.pack("=" + fmt, *[self._wire(dict(item)).get(n, 0) for n in names]) for item in self[self.key]
         )
         nla.encode(self)
 
@@ -159,10 +131,37 @@ class _migrate(nla):
         fmt, names = self.layout
         raw = self.data[self.offset + 4 : self.offset + self.length]
         size = struct.calcsize("=" + fmt)
-        self["migrations"] = [
-            dict(zip(names, struct.unpack_from("=" + fmt, raw, start), strict=False))
+        self[self.key] = [
+            self._host(dict(zip(names, struct.unpack_from("=" + fmt, raw, start), strict=True)))
             for start in range(0, len(raw) - size + 1, size)
         ]
+
+
+def _swap_spi(item: dict[str, int]) -> dict[str, int]:
+    """The SPI is big-endian inside an otherwise native struct."""
+    item["spi"] = int.from_bytes(item["spi"].to_bytes(4, "big"), "little")
+    return item
+
+
+class _tmpl(_struct_array):
+    """XFRMA_TMPL: an array of struct xfrm_user_tmpl (64 bytes each)."""
+
+    key = "templates"
+    layout = ("16sIB3xH2x16sIBBBxIII", ("daddr", "spi", "proto", "family", "saddr", "reqid",
+                                         "mode", "share", "optional", "aalgos", "ealgos", "calgos"))
+    _wire = _host = staticmethod(_swap_spi)
+
+
+class _policy_type(nla):
+    fields = (("type", "B"), ("__pad", "x"), ("reserved1", "H"), ("reserved2", "B"), ("__pad2", "x"))
+
+
+class _migrate(_struct_array):
+    """XFRMA_MIGRATE: an array of struct xfrm_user_migrate (76 bytes each)."""
+
+    key = "migrations"
+    layout = ("16s16s16s16sBBHIHH", ("old_daddr", "old_saddr", "new_daddr", "new_saddr", "proto",
+                                      "mode", "reserved", "reqid", "old_family", "new_family"))
 
 
 class _kmaddress(nla):
