@@ -51,7 +51,8 @@ def kernel_from_dist(dist: Path = DIST) -> Path:
     if not images:
         raise PipelineError(f"no linux-image package in {dist}: run './iro build' first")
     deb = images[-1]
-    target = cache_root() / "vm" / "kernels" / (deb.stem + ".vmlinuz")
+    stat = deb.stat()  # a rebuild keeps the package name: key on its identity too
+    target = cache_root() / "vm" / "kernels" / f"{deb.stem}-{stat.st_size}-{stat.st_mtime_ns}.vmlinuz"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
