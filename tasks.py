@@ -13,7 +13,7 @@ from invoke import Collection, Context, task
 
 from iro_pipeline import bench as bench_mod
 from iro_pipeline import build as build_mod
-from iro_pipeline import kconfig, patches, steps, testrun, vm
+from iro_pipeline import checkseries, kconfig, patches, steps, testrun, vm
 from iro_pipeline import source as kernel_sources
 from iro_pipeline.errors import PipelineError
 from iro_pipeline.paths import cache_root
@@ -60,6 +60,13 @@ def kernel_config(c: Context, source: str | None = None, profile: str = "vm") ->
     plan = build_mod.prepare(source, profile)
     digest = kconfig.configure(plan.src, plan.tree, profile, plan.objdir)
     print(f"{plan.objdir / '.config'} verified (sha256 {digest[:16]})")
+
+
+@task(help={"source": SOURCE_HELP, "profile": PROFILE_HELP})
+@one_line_errors
+def kernel_check_series(c: Context, source: str | None = None, profile: str = "vm") -> None:
+    """checkpatch.pl --strict on every patch, then build the kernel after each patch in turn."""
+    checkseries.check_series(source, profile)
 
 
 @task(help={"source": SOURCE_HELP, "profile": PROFILE_HELP})
@@ -123,6 +130,7 @@ kernel.add_task(kernel_source, "source")
 kernel.add_task(kernel_patch, "patch")
 kernel.add_task(kernel_config, "config")
 kernel.add_task(kernel_build, "build")
+kernel.add_task(kernel_check_series, "check-series")
 vm_ns = Collection("vm")
 vm_ns.add_task(vm_run, "run")
 ns = Collection(build, test, lint, bench, clean, kernel, vm_ns)

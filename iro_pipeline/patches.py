@@ -139,9 +139,10 @@ def _sync(work: Path, pristine: Path, scratch: Path, touched: set[str], previous
     return changed
 
 
-def work_tree(source: KernelSource) -> Path:
-    """The hard-link copy of the pristine tree that patches are applied to."""
-    work = cache_root() / "work" / source.key
+def work_tree(source: KernelSource, purpose: str = "") -> Path:
+    """The hard-link copy of the pristine tree that patches are applied to;
+    another purpose (the per-patch build check) gets a tree of its own."""
+    work = cache_root() / "work" / (source.key + (f"-{purpose}" if purpose else ""))
     if not work.exists():
         partial = work.with_name(work.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
@@ -151,11 +152,14 @@ def work_tree(source: KernelSource) -> Path:
     return work
 
 
-def apply(source: KernelSource, directory: Path | None = None) -> tuple[Path, list[Patch], list[str]]:
-    """Bring the work tree to pristine + series. Returns (tree, patches, changed files)."""
+def apply(
+    source: KernelSource, directory: Path | None = None, *, count: int | None = None, purpose: str = ""
+) -> tuple[Path, list[Patch], list[str]]:
+    """Bring the work tree to pristine + series (or its first `count` patches).
+    Returns (tree, patches, changed files)."""
     directory = directory or series_dir(source.version)
-    patches = read_series(directory)
-    work = work_tree(source)
+    patches = read_series(directory)[:count]
+    work = work_tree(source, purpose)
     state = work / STATE_FILE
     previous = set(json.loads(state.read_text())["files"]) if state.exists() else set()
     with tempfile.TemporaryDirectory(prefix="iro-series-") as tmp:

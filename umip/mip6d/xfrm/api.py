@@ -20,6 +20,8 @@ IPPROTO_ROUTING = 43
 IPPROTO_ESP = 50
 IPPROTO_AH = 51
 IPPROTO_DSTOPTS = 60
+XFRM_PROTO_IRO_SRC = 253  # iro kernel series: remap the source to the care-of address
+XFRM_PROTO_IRO_DST = 254  # ... and the destination
 XFRM_MODE_TRANSPORT, XFRM_MODE_TUNNEL, XFRM_MODE_ROUTEOPTIMIZATION = 0, 1, 2
 XFRM_POLICY_IN, XFRM_POLICY_OUT, XFRM_POLICY_FWD = 0, 1, 2
 XFRM_STATE_WILDRECV = 8
@@ -290,7 +292,7 @@ class XfrmSocket(NetlinkSocket):
     async_class = _AsyncXfrmSocket
 
     def __init__(self, netns: str | None = None, groups: tuple[str, ...] = ()) -> None:
-        super().__init__(family=NETLINK_XFRM, netns=netns)
+        super().__init__(family=NETLINK_XFRM, netns=netns, ext_ack=True)
         mask = 0
         for group in groups:
             mask |= 1 << (m.GROUPS[group] - 1)

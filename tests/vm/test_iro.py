@@ -1,0 +1,246 @@
+"""The iro kernel series, part 1: MIPv6 signaling over IPv6/ESP with no HAO and
+no RH2 (spec section 5, items 1-13). Packets are captured on the foreign link
+and decoded, and decrypted, with scapy."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import time
+from pathlib import Path
+
+import pytest
+from iro_lab import (
+    IPV6_IRODST,
+    IPV6_IROSRC,
+    MH_OUT,
+    RO,
+    install_ha,
+    install_mn,
+    iro_state,
+    recv_with_iro,
+    want_iro_cmsgs,
+)
+from scapy.layers.inet6 import MIP6MH_BU, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting, MIP6OptAltCoA
+from scapy.layers.ipsec import ESP, SecurityAssociation
+from test_mip6_classic import install_classic_ro
+
+from mip6_lab import COA, COA2, GCM, HA, HOA, SPI_HA_MN, SPI_MN_HA, binding_ack, binding_update, build, mh_socket
+from mip6d.xfrm import Policy, Selector, State, Template, XfrmError
+from mip6d.xfrm.api import IPPROTO_AH, XFRM_POLICY_OUT, XFRM_PROTO_IRO_DST, XFRM_PROTO_IRO_SRC
+from netlab import Capture, counter_delta
+
+DROPS = 3  # packets sent in each drop case
+
+
+def iro_lab(hosts):
+    lab = build(hosts)
+    install_mn(lab)
+    install_ha(lab)
+    return lab
+
+
+def exchange(lab, seq: int, coa: str = COA):
+    """MN sends a BU through its raw MH socket, the HA answers with a BA."""
+    mn_sock, ha_sock = mh_socket(lab.mn, HOA), mh_socket(lab.ha, HA)
+    want_iro_cmsgs(mn_sock)
+    want_iro_cmsgs(ha_sock)
+    mn_sock.sendto(binding_update(seq, coa), (HA, 0))
+    bu = recv_with_iro(ha_sock)
+    ha_sock.sendto(binding_ack(seq), (HOA, 0))
+    ba = recv_with_iro(mn_sock)
+    mn_sock.close()
+    ha_sock.close()
+    return bu, ba
+
+
+def esp_packets(packets, spi: int):
+    return [p for p in packets if p.haslayer(ESP) and p[ESP].spi == spi]
+
+
+def decrypt(pkt, spi: int):
+    sa = SecurityAssociation(ESP, spi=spi, crypt_algo="AES-GCM", crypt_key=GCM.key)
+    return sa.decrypt(pkt[IPv6])
+
+
+def test_bu_and_ba_are_plain_esp_24_bytes_shorter(hosts, tmp_path: Path) -> None:
+    classic, iro = build(hosts), iro_lab(hosts)
+    install_classic_ro(classic)
+    caps = {name: Capture(lab.mn, "mn0", tmp_path / f"{name}.pcap") for name, lab in
+            (("classic", classic), ("iro", iro))}
+    exchange(classic, 1)
+    (bu, bu_src, bu_cmsgs), (ba, ba_src, ba_cmsgs) = exchange(iro, 1)
+    packets = {name: cap.stop() for name, cap in caps.items()}
+
+    # the sockets see the home address; the new options give the on-wire CoA
+    assert (bu_src, bu[2]) == (HOA, 5) and bu_cmsgs == {IPV6_IROSRC: COA, IPV6_IRODST: "::"}
+    assert (ba_src, ba[2]) == (HA, 6) and ba_cmsgs == {IPV6_IROSRC: "::", IPV6_IRODST: COA}
+    wire_bu, = esp_packets(packets["iro"], SPI_MN_HA)
+    wire_ba, = esp_packets(packets["iro"], SPI_HA_MN)
+    assert (wire_bu[IPv6].src, wire_bu[IPv6].dst, wire_bu[IPv6].nh) == (COA, HA, 50)
+    assert (wire_ba[IPv6].src, wire_ba[IPv6].dst, wire_ba[IPv6].nh) == (HA, COA, 50)
+    for pkt in packets["iro"]:
+        assert not pkt.haslayer(IPv6ExtHdrDestOpt) and not pkt.haslayer(IPv6ExtHdrRouting)
+    # decrypted with the SA's key, the BU carries the CoA in its Alternate CoA option
+    clear = decrypt(wire_bu, SPI_MN_HA)
+    assert clear.haslayer(MIP6MH_BU) and clear[MIP6OptAltCoA].acoa == COA
+    # the same exchange in classic mode carries a HAO and an RH2, 24 bytes each
+    classic_bu, = esp_packets(packets["classic"], SPI_MN_HA)
+    classic_ba, = esp_packets(packets["classic"], SPI_HA_MN)
+    assert classic_bu.haslayer(IPv6ExtHdrDestOpt) and classic_ba.haslayer(IPv6ExtHdrRouting)
+    assert len(classic_bu) - len(wire_bu) == 24
+    assert len(classic_ba) - len(wire_ba) == 24
+
+
+def test_home_address_never_in_clear_on_foreign_link(hosts, tmp_path: Path) -> None:
+    lab = iro_lab(hosts)
+    cap = Capture(lab.mn, "mn0", tmp_path / "hoa.pcap", bpf="")
+    exchange(lab, 2)
+    packets = cap.stop()
+    hoa = socket.inet_pton(socket.AF_INET6, HOA)
+    assert len(esp_packets(packets, SPI_MN_HA)) == 1
+    assert all(hoa not in bytes(p) for p in packets)
+
+
+def test_ip_xfrm_shows_remap_states(hosts) -> None:
+    lab = iro_lab(hosts)
+    text = lab.mn.ip_xfrm("state")
+    assert f"src {HOA} dst {HA}\n\tproto esp spi 0x{SPI_MN_HA:08x}" in text
+    assert f"src {HOA} dst {HA}\n\tproto {XFRM_PROTO_IRO_SRC}" in text and f"coa {COA}" in text
+    states = {(s.proto, s.src, s.dst): s for s in lab.mn.xfrm.dump_states()}
+    assert states[(XFRM_PROTO_IRO_SRC, HOA, HA)].coaddr == COA
+    assert states[(XFRM_PROTO_IRO_DST, HA, HOA)].coaddr == COA
+    assert states[(XFRM_PROTO_IRO_SRC, HOA, HA)].mode == RO
+
+
+def test_handover_updates_coa_in_place(hosts, tmp_path: Path) -> None:
+    lab = iro_lab(hosts)
+    exchange(lab, 3)  # bundles now exist via CoA
+    for host, (src, dst, proto) in ((lab.mn, (HOA, HA, XFRM_PROTO_IRO_SRC)), (lab.mn, (HA, HOA, XFRM_PROTO_IRO_DST)),
+                                    (lab.ha, (HA, HOA, XFRM_PROTO_IRO_DST))):
+        host.xfrm.update_state(iro_state(src, dst, proto, COA2))
+    cap = Capture(lab.mn, "mn0", tmp_path / "handover.pcap")
+    (_, _, bu_cmsgs), (_, _, ba_cmsgs) = exchange(lab, 4, COA2)
+    packets = cap.stop()
+    wire_bu, = esp_packets(packets, SPI_MN_HA)
+    wire_ba, = esp_packets(packets, SPI_HA_MN)
+    assert (wire_bu[IPv6].src, wire_ba[IPv6].dst) == (COA2, COA2)
+    assert bu_cmsgs[IPV6_IROSRC] == COA2 and ba_cmsgs[IPV6_IRODST] == COA2
+    assert f"coa {COA2}" in lab.mn.ip_xfrm("state") and f"coa {COA}\n" not in lab.mn.ip_xfrm("state")
+
+
+def send_esp(lab, src_host, src: str, dst: str, spi: int, count: int = DROPS) -> None:
+    raw = src_host.socket(socket.AF_INET6, socket.SOCK_RAW, 50)
+    raw.bind((src, 0))
+    for seq in range(1, count + 1):
+        raw.sendto(struct.pack("!II", spi, seq) + bytes(48), (dst, 0))
+    raw.close()
+    time.sleep(0.5)
+
+
+def test_unknown_spi_on_coa_counts_no_states(hosts) -> None:
+    lab = iro_lab(hosts)
+    before = lab.mn.xfrm_stat()
+    send_esp(lab, lab.ha, HA, COA, 0x7777)
+    assert counter_delta(before, lab.mn.xfrm_stat()).get("XfrmInNoStates") == DROPS
+
+
+def test_ba_without_remap_state_counts_no_states(hosts) -> None:
+    lab = iro_lab(hosts)
+    lab.mn.xfrm.delete_state(HOA, 0, XFRM_PROTO_IRO_DST, src=HA)
+    before = lab.mn.xfrm_stat()
+    ha_sock = mh_socket(lab.ha, HA)
+    for seq in range(DROPS):
+        ha_sock.sendto(binding_ack(10 + seq), (HOA, 0))
+    ha_sock.close()
+    time.sleep(0.5)
+    assert counter_delta(before, lab.mn.xfrm_stat()).get("XfrmInNoStates") == DROPS
+
+
+def test_wrong_coa_counts_state_mismatch(hosts) -> None:
+    lab = iro_lab(hosts)
+    # the HA expects this MN at CoA2 only; its BUs come from CoA
+    lab.ha.xfrm.add_state(iro_state(HOA, HA, XFRM_PROTO_IRO_SRC, COA2))
+    before = lab.ha.xfrm_stat()
+    mn_sock = mh_socket(lab.mn, HOA)
+    for seq in range(DROPS):
+        mn_sock.sendto(binding_update(20 + seq, COA), (HA, 0))
+    mn_sock.close()
+    time.sleep(0.5)
+    assert counter_delta(before, lab.ha.xfrm_stat()) == {"XfrmInStateMismatch": DROPS}
+
+
+def test_recv_options_give_unspecified_when_not_remapped(hosts) -> None:
+    lab = iro_lab(hosts)
+    lab.mn.xfrm.delete_state(HA, 0, XFRM_PROTO_IRO_SRC, src=HOA)  # the BU now leaves from the HoA
+    (bu, src, cmsgs), _ = exchange(lab, 30)
+    assert bu[2] == 5
+    assert src == HOA and cmsgs == {IPV6_IROSRC: "::", IPV6_IRODST: "::"}
+
+
+def test_ha_without_iro_never_sees_the_bu(hosts) -> None:
+    lab = build(hosts)
+    install_mn(lab)  # the HA stays classic: no remap state
+    ha_sock = mh_socket(lab.ha, HA)
+    ha_sock.settimeout(2)
+    mn_sock = mh_socket(lab.mn, HOA)
+    mn_sock.sendto(binding_update(40, COA), (HA, 0))
+    with pytest.raises(TimeoutError):
+        ha_sock.recv(2048)
+    ha_sock.close()
+    mn_sock.close()
+
+
+def test_unprotected_traffic_is_not_remapped(hosts, tmp_path: Path) -> None:
+    lab = iro_lab(hosts)
+    udp = Selector.host(HOA, HA, proto=17)
+    lab.mn.xfrm.add_policy(Policy(udp, XFRM_POLICY_OUT, [Template(XFRM_PROTO_IRO_SRC, RO)], sub=True))
+    cap = Capture(lab.mn, "mn0", tmp_path / "udp.pcap")
+    before = lab.mn.xfrm_stat()
+    tx = lab.mn.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    tx.bind((HOA, 0))
+    failures = 0
+    for _ in range(DROPS):
+        try:
+            tx.sendto(b"not IPsec", (HA, 9))
+        except OSError as err:
+            assert err.errno == errno.EINVAL
+            failures += 1
+    tx.close()
+    packets = cap.stop()
+    assert failures == DROPS
+    assert counter_delta(before, lab.mn.xfrm_stat()).get("XfrmOutBundleGenError") == DROPS
+    assert not [p for p in packets if p.haslayer(IPv6) and p[IPv6].src == COA and p[IPv6].nh == 17]
+
+
+def test_ambiguous_spi_counts_no_states(hosts) -> None:
+    lab = iro_lab(hosts)
+    other = "2001:db8:100::99"
+    # a second SA with the BA's SPI towards another address, also remapped from the CoA
+    lab.mn.xfrm.add_state(State(HA, other, spi=SPI_HA_MN, aead=GCM))
+    lab.mn.xfrm.add_state(iro_state(HA, other, XFRM_PROTO_IRO_DST, COA))
+    before = lab.mn.xfrm_stat()
+    ha_sock = mh_socket(lab.ha, HA)
+    for seq in range(DROPS):
+        ha_sock.sendto(binding_ack(50 + seq), (HOA, 0))
+    ha_sock.close()
+    time.sleep(0.5)
+    assert counter_delta(before, lab.mn.xfrm_stat()).get("XfrmInNoStates") == DROPS
+
+
+def test_ah_with_iro_is_refused(hosts) -> None:
+    lab = build(hosts)
+    with pytest.raises(XfrmError, match="IRO remapping cannot be used with AH"):
+        lab.mn.xfrm.add_policy(Policy(MH_OUT, XFRM_POLICY_OUT, [
+            Template(IPPROTO_AH), Template(XFRM_PROTO_IRO_SRC, RO, optional=True)]))
+
+
+def test_remap_state_validation(hosts) -> None:
+    host = hosts("x")
+    with pytest.raises(XfrmError, match="XFRM_MSG_NEWSA"):
+        host.xfrm.add_state(State(HOA, HA, XFRM_PROTO_IRO_SRC, mode=0, coaddr=COA))  # transport mode
+    with pytest.raises(XfrmError, match="XFRM_MSG_NEWSA"):
+        host.xfrm.add_state(State(HOA, HA, XFRM_PROTO_IRO_SRC, mode=RO))  # no care-of address
+    with pytest.raises(XfrmError, match="XFRM_MSG_NEWSA"):
+        host.xfrm.add_state(State(HOA, HA, XFRM_PROTO_IRO_SRC, spi=5, mode=RO, coaddr=COA))
