@@ -21,10 +21,8 @@ class BuildPlan:
     tree: Path
     profile: str
     series: list[patches.Patch]
-
-    @property
-    def series_id(self) -> str:
-        return patches.series_id(self.series)
+    series_id: str  # taken when the series was applied: the files may change during a build
+    patch_hashes: list[dict[str, str]]
 
     @property
     def localversion(self) -> str:
@@ -55,7 +53,8 @@ def prepare(source_arg: str | None, profile: str, series_dir: Path | None = None
     with steps.stage("apply patch series"):
         tree, series, changed = patches.apply(src, series_dir)
     steps.console.print(f"  Linux {src.version} from {src.origin}; {len(series)} patches, {len(changed)} files changed")
-    return BuildPlan(src, tree, profile, series)
+    hashes = [{"name": p.path.name, "sha256": p.sha256} for p in series]
+    return BuildPlan(src, tree, profile, series, patches.series_id(series), hashes)
 
 
 def make_env() -> dict[str, str]:
@@ -98,7 +97,7 @@ def build_debs(plan: BuildPlan, config_hash: str, reproducer: str, dist: Path = 
         "package_version": plan.pkgversion,
         "profile": plan.profile,
         "source": plan.src.to_json(),
-        "patches": [{"name": p.path.name, "sha256": p.sha256} for p in plan.series],
+        "patches": plan.patch_hashes,
         "series_id": plan.series_id,
         "config_sha256": config_hash,
         "packages": [d.name for d in debs],

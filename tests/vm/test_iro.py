@@ -61,7 +61,7 @@ def esp_packets(packets, spi: int):
 
 def decrypt(pkt, spi: int):
     sa = SecurityAssociation(ESP, spi=spi, crypt_algo="AES-GCM", crypt_key=GCM.key)
-    return sa.decrypt(pkt[IPv6])
+    return sa.decrypt(pkt[IPv6].copy())  # decrypt() rewrites the packet it is given
 
 
 def test_bu_and_ba_are_plain_esp_24_bytes_shorter(hosts, tmp_path: Path) -> None:
