@@ -113,9 +113,19 @@ def lint(c: Context) -> None:
 
 @task(help={"warm_only": "skip the cold run (empty cache, about 10 minutes more)"})
 @one_line_errors
-def bench(c: Context, warm_only: bool = False) -> None:
+def bench_pipeline(c: Context, warm_only: bool = False) -> None:
     """Pipeline benchmark: cold build and tests, warm loop after a patch edit, VM boot to first test."""
     bench_mod.pipeline(cold=not warm_only)
+
+
+@task
+@one_line_errors
+def bench_iro(c: Context) -> None:
+    """In the guest: UDP throughput and packet rate, remapped vs plain ESP transport SA, as ratios."""
+    tests = Path(__file__).parent / "tests" / "vm"
+    result = vm.boot(f"PYTHONPATH={tests}:{tests.parent.parent / 'umip'} {sys.executable} "
+                     f"{tests / 'bench_iro_throughput.py'}", timeout=1200)
+    sys.exit(result.exit_code)
 
 
 @task
@@ -131,6 +141,9 @@ kernel.add_task(kernel_patch, "patch")
 kernel.add_task(kernel_config, "config")
 kernel.add_task(kernel_build, "build")
 kernel.add_task(kernel_check_series, "check-series")
+bench = Collection("bench")
+bench.add_task(bench_pipeline, "pipeline")
+bench.add_task(bench_iro, "iro")
 vm_ns = Collection("vm")
 vm_ns.add_task(vm_run, "run")
-ns = Collection(build, test, lint, bench, clean, kernel, vm_ns)
+ns = Collection(build, test, lint, clean, kernel, bench, vm_ns)

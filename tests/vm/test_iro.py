@@ -11,6 +11,19 @@ import time
 from pathlib import Path
 
 import pytest
+from scapy.layers.inet6 import (
+    MIP6MH_BU,
+    ICMPv6DestUnreach,
+    ICMPv6PacketTooBig,
+    IPerror6,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrRouting,
+    MIP6OptAltCoA,
+)
+from scapy.layers.ipsec import ESP, SecurityAssociation
+from scapy.packet import Raw
+
 from iro_lab import (
     IPV6_IRODST,
     IPV6_IROSRC,
@@ -22,14 +35,11 @@ from iro_lab import (
     recv_with_iro,
     want_iro_cmsgs,
 )
-from scapy.layers.inet6 import MIP6MH_BU, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting, MIP6OptAltCoA
-from scapy.layers.ipsec import ESP, SecurityAssociation
-from test_mip6_classic import install_classic_ro
-
 from mip6_lab import COA, COA2, GCM, HA, HOA, SPI_HA_MN, SPI_MN_HA, binding_ack, binding_update, build, mh_socket
 from mip6d.xfrm import Policy, Selector, State, Template, XfrmError
-from mip6d.xfrm.api import IPPROTO_AH, XFRM_POLICY_OUT, XFRM_PROTO_IRO_DST, XFRM_PROTO_IRO_SRC
+from mip6d.xfrm.api import IPPROTO_AH, XFRM_POLICY_IN, XFRM_POLICY_OUT, XFRM_PROTO_IRO_DST, XFRM_PROTO_IRO_SRC
 from netlab import Capture, counter_delta
+from test_mip6_classic import install_classic_ro
 
 DROPS = 3  # packets sent in each drop case
 
@@ -244,3 +254,44 @@ def test_remap_state_validation(hosts) -> None:
         host.xfrm.add_state(State(HOA, HA, XFRM_PROTO_IRO_SRC, mode=RO))  # no care-of address
     with pytest.raises(XfrmError, match="XFRM_MSG_NEWSA"):
         host.xfrm.add_state(State(HOA, HA, XFRM_PROTO_IRO_SRC, spi=5, mode=RO, coaddr=COA))
+
+
+def test_packet_too_big_about_remapped_esp_lowers_pmtu(hosts) -> None:
+    """esp6_err() finds the SA of ESP sent to a care-of address by SPI."""
+    lab = iro_lab(hosts)
+    exchange(lab, 60)
+    quoted = IPv6(src=HA, dst=COA, nh=50) / ESP(spi=SPI_HA_MN, seq=1) / Raw(bytes(64))
+    ptb = ICMPv6PacketTooBig(mtu=1280) / quoted
+    icmp = lab.mn.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    icmp.bind((COA, 0))
+    icmp.sendto(bytes(ptb), (HA, 0))
+    icmp.close()
+    time.sleep(0.5)
+    assert "mtu 1280" in lab.ha.run("ip", "-6", "route", "get", COA, "from", HA)
+
+
+def test_errors_about_remapped_packets_use_on_wire_addresses(hosts, tmp_path: Path) -> None:
+    """A port unreachable about UDP that reached the CoA inside ESP comes from
+    the CoA and quotes the datagram with its on-wire addresses; the HoA does
+    not leak on the foreign link."""
+    lab = iro_lab(hosts)
+    udp_in = udp_out = Selector.host(HA, HOA, proto=17)
+    lab.ha.xfrm.add_policy(Policy(udp_out, XFRM_POLICY_OUT, [Template()]))
+    lab.ha.xfrm.add_policy(Policy(udp_out, XFRM_POLICY_OUT, [Template(XFRM_PROTO_IRO_DST, RO)], sub=True))
+    lab.mn.xfrm.add_policy(Policy(udp_in, XFRM_POLICY_IN, [Template()]))
+    lab.mn.xfrm.add_policy(Policy(udp_in, XFRM_POLICY_IN, [Template(XFRM_PROTO_IRO_DST, RO, optional=True)],
+                                  sub=True))
+    cap = Capture(lab.mn, "mn0", tmp_path / "unreach.pcap", bpf="")
+    tx = lab.ha.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    tx.bind((HA, 0))
+    tx.sendto(b"to a closed port", (HOA, 9999))
+    tx.close()
+    time.sleep(1)
+    packets = cap.stop()
+    errors = [p for p in packets if p.haslayer(ICMPv6DestUnreach)]
+    assert len(errors) == 1
+    error = errors[0]
+    assert (error[IPv6].src, error[IPv6].dst) == (COA, HA)
+    assert (error[IPerror6].src, error[IPerror6].dst, error[IPerror6].nh) == (HA, COA, 17)
+    hoa = socket.inet_pton(socket.AF_INET6, HOA)
+    assert all(hoa not in bytes(p) for p in packets)

@@ -1,0 +1,82 @@
+"""Throughput and packet rate through a remapped ESP transport SA against a plain
+one, on the same kernel, alternating rounds in one run (run in the guest by
+`./iro bench.iro`). Prints medians and the remapped/plain ratios."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import time
+
+from iro_lab import RO
+from mip6_lab import GCM
+from mip6d.xfrm import Policy, Selector, State, Template
+from mip6d.xfrm.api import XFRM_POLICY_IN, XFRM_POLICY_OUT, XFRM_PROTO_IRO_SRC
+from netlab import Host, link
+
+A, B, HOA = "2001:db8:1::1", "2001:db8:1::2", "2001:db8:100::10"
+ROUNDS = 5
+SECONDS = 3
+SIZES = {"throughput (1200-byte datagrams)": 1200, "packet rate (64-byte datagrams)": 64}
+
+
+def setup() -> tuple[Host, Host]:
+    a, b = Host("bench-a"), Host("bench-b")
+    link(a, "a0", b, "b0")
+    a.add_address("a0", A)
+    b.add_address("b0", B)
+    a.add_address("lo", HOA, 128)
+    b.add_route(HOA, "b0")
+    for host in (a, b):
+        host.xfrm.add_state(State(A, B, spi=0x100, aead=GCM))
+        host.xfrm.add_state(State(HOA, B, spi=0x200, aead=GCM))
+        host.xfrm.add_state(State(HOA, B, XFRM_PROTO_IRO_SRC, mode=RO, coaddr=A))
+    for src in (A, HOA):
+        sel = Selector.host(src, B, proto=17)
+        a.xfrm.add_policy(Policy(sel, XFRM_POLICY_OUT, [Template()]))
+        b.xfrm.add_policy(Policy(sel, XFRM_POLICY_IN, [Template()]))
+    sel = Selector.host(HOA, B, proto=17)
+    a.xfrm.add_policy(Policy(sel, XFRM_POLICY_OUT, [Template(XFRM_PROTO_IRO_SRC, RO)], sub=True))
+    b.xfrm.add_policy(Policy(sel, XFRM_POLICY_IN, [Template(XFRM_PROTO_IRO_SRC, RO)], sub=True))
+    return a, b
+
+
+def run_iperf(a: Host, src: str, size: int) -> tuple[float, float]:
+    """Received bits/s and packets/s of one UDP run."""
+    out = a.run("iperf3", "-c", B, "-B", src, "-u", "-b", "0", "-l", str(size), "-t", str(SECONDS), "-J")
+    end = json.loads(out)["end"]["sum"]
+    received = end["packets"] - end["lost_packets"]
+    return received * size * 8 / end["seconds"], received / end["seconds"]
+
+
+def main() -> None:
+    a, b = setup()
+    server = subprocess.Popen(["ip", "netns", "exec", b.name, "iperf3", "-s", "-B", B],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    try:
+        for title, size in SIZES.items():
+            results: dict[str, list[tuple[float, float]]] = {"plain": [], "remapped": []}
+            for _ in range(ROUNDS):
+                results["plain"].append(run_iperf(a, A, size))
+                results["remapped"].append(run_iperf(a, HOA, size))
+            med = {k: (statistics.median(v[0] for v in runs), statistics.median(v[1] for v in runs))
+                   for k, runs in results.items()}
+            print(f"{title}, median of {ROUNDS} alternating {SECONDS}-second rounds:")
+            for kind, (bps, pps) in med.items():
+                print(f"  {kind:9s} {bps / 1e6:8.1f} Mbit/s {pps:10.0f} packets/s")
+            print(f"  ratio remapped/plain: throughput {med['remapped'][0] / med['plain'][0]:.3f}, "
+                  f"packets/s {med['remapped'][1] / med['plain'][1]:.3f}")
+        remapped = b.xfrm.get_state(B, 0x200)
+        wire = a.run("ip", "-s", "-6", "xfrm", "state")
+        print(f"remapped SA on the receiver: {remapped.packets} packets; sender states:\n{wire}")
+    finally:
+        server.terminate()
+        server.wait()
+        a.close()
+        b.close()
+
+
+if __name__ == "__main__":
+    main()
