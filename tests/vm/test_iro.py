@@ -295,3 +295,35 @@ def test_errors_about_remapped_packets_use_on_wire_addresses(hosts, tmp_path: Pa
     assert (error[IPerror6].src, error[IPerror6].dst, error[IPerror6].nh) == (HA, COA, 17)
     hoa = socket.inet_pton(socket.AF_INET6, HOA)
     assert all(hoa not in bytes(p) for p in packets)
+
+
+def test_mobile_prefix_solicitation_and_advertisement_are_remapped(hosts, tmp_path: Path) -> None:
+    """Item 4: MPS/MPA (ICMPv6 146/147) under ESP transport travel CoA<->HA as
+    IPv6/ESP; the sockets see the HoA."""
+    lab = iro_lab(hosts)
+    mps, mpa = Selector.host(HOA, HA, proto=58, sport=146), Selector.host(HA, HOA, proto=58, sport=147)
+    for host, sel, direction, remap in (
+        (lab.mn, mps, XFRM_POLICY_OUT, XFRM_PROTO_IRO_SRC), (lab.ha, mps, XFRM_POLICY_IN, XFRM_PROTO_IRO_SRC),
+        (lab.ha, mpa, XFRM_POLICY_OUT, XFRM_PROTO_IRO_DST), (lab.mn, mpa, XFRM_POLICY_IN, XFRM_PROTO_IRO_DST),
+    ):
+        host.xfrm.add_policy(Policy(sel, direction, [Template()]))
+        host.xfrm.add_policy(Policy(sel, direction, [Template(remap, RO, optional=True)], sub=True))
+    socks = {}
+    for name, host, addr in (("mn", lab.mn, HOA), ("ha", lab.ha, HA)):
+        sock = host.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        sock.bind((addr, 0))
+        sock.settimeout(5)
+        socks[name] = sock
+    cap = Capture(lab.mn, "mn0", tmp_path / "mps.pcap")
+    socks["mn"].sendto(struct.pack("!BBHHH", 146, 0, 0, 0x1234, 0), (HA, 0))
+    sol, (sol_src, *_) = socks["ha"].recvfrom(2048)
+    socks["ha"].sendto(struct.pack("!BBHHH", 147, 0, 0, 0x1234, 0), (HOA, 0))
+    adv, (adv_src, *_) = socks["mn"].recvfrom(2048)
+    packets = cap.stop()
+    for sock in socks.values():
+        sock.close()
+    assert (sol[0], sol_src, adv[0], adv_src) == (146, HOA, 147, HA)
+    esp = [p for p in packets if p.haslayer(ESP)]
+    assert sorted((p[IPv6].src, p[IPv6].dst, p[IPv6].nh) for p in esp) == sorted([(COA, HA, 50), (HA, COA, 50)])
+    hoa = socket.inet_pton(socket.AF_INET6, HOA)
+    assert all(hoa not in bytes(p) for p in packets)
