@@ -16,7 +16,7 @@ from iro_pipeline import build as build_mod
 from iro_pipeline import checkseries, kconfig, patches, steps, testrun, vm
 from iro_pipeline import source as kernel_sources
 from iro_pipeline.errors import PipelineError
-from iro_pipeline.paths import cache_root
+from iro_pipeline.paths import DIST, cache_root
 
 SOURCE_HELP = "kernel tree or tarball to use instead of Debian's linux-source-6.1"
 PROFILE_HELP = f"config profile: {', '.join(kconfig.PROFILES)} (default vm)"
@@ -128,6 +128,25 @@ def bench_iro(c: Context) -> None:
     sys.exit(result.exit_code)
 
 
+@task(help={"count": "packets to send (default 100000)"})
+@one_line_errors
+def fuzz(c: Context, count: int = 100_000) -> None:
+    """Build the debug kernel (KASAN, lockdep, kmemleak) and fuzz the IRO input hook in it."""
+    build_mod.build(None, "debug", dist=DIST / "debug")
+    tests = Path(__file__).parent / "tests" / "vm"
+    script = f"""set -e
+mount -t debugfs none /sys/kernel/debug
+echo clear > /sys/kernel/debug/kmemleak
+PYTHONPATH={tests}:{tests.parent.parent / 'umip'} {sys.executable} {tests / 'fuzz_iro_input.py'} {count}
+echo scan > /sys/kernel/debug/kmemleak; sleep 5; echo scan > /sys/kernel/debug/kmemleak
+leaks=$(cat /sys/kernel/debug/kmemleak)
+if [ -n "$leaks" ]; then echo "$leaks"; echo "kmemleak reports: FAIL"; exit 1; fi
+echo "kmemleak: no reports"
+"""
+    result = vm.boot(script, kernel=vm.kernel_from_dist(DIST / "debug"), timeout=3000, memory="3G")
+    sys.exit(result.exit_code)
+
+
 @task
 def clean(c: Context) -> None:
     """Remove dist/ (the build cache in ~/.cache/iro stays)."""
@@ -146,4 +165,4 @@ bench.add_task(bench_pipeline, "pipeline")
 bench.add_task(bench_iro, "iro")
 vm_ns = Collection("vm")
 vm_ns.add_task(vm_run, "run")
-ns = Collection(build, test, lint, clean, kernel, bench, vm_ns)
+ns = Collection(build, test, lint, fuzz, clean, kernel, bench, vm_ns)
