@@ -297,6 +297,14 @@ def test_errors_about_remapped_packets_use_on_wire_addresses(hosts, tmp_path: Pa
     assert all(hoa not in bytes(p) for p in packets)
 
 
+def recv_icmpv6(sock: socket.socket, icmp_type: int) -> tuple[bytes, str]:
+    """The next ICMPv6 message of a type; a raw ICMPv6 socket also gets ND."""
+    while True:
+        data, (src, *_) = sock.recvfrom(2048)
+        if data[0] == icmp_type:
+            return data, src
+
+
 def test_mobile_prefix_solicitation_and_advertisement_are_remapped(hosts, tmp_path: Path) -> None:
     """Item 4: MPS/MPA (ICMPv6 146/147) under ESP transport travel CoA<->HA as
     IPv6/ESP; the sockets see the HoA."""
@@ -316,9 +324,9 @@ def test_mobile_prefix_solicitation_and_advertisement_are_remapped(hosts, tmp_pa
         socks[name] = sock
     cap = Capture(lab.mn, "mn0", tmp_path / "mps.pcap")
     socks["mn"].sendto(struct.pack("!BBHHH", 146, 0, 0, 0x1234, 0), (HA, 0))
-    sol, (sol_src, *_) = socks["ha"].recvfrom(2048)
+    sol, sol_src = recv_icmpv6(socks["ha"], 146)
     socks["ha"].sendto(struct.pack("!BBHHH", 147, 0, 0, 0x1234, 0), (HOA, 0))
-    adv, (adv_src, *_) = socks["mn"].recvfrom(2048)
+    adv, adv_src = recv_icmpv6(socks["mn"], 147)
     packets = cap.stop()
     for sock in socks.values():
         sock.close()
