@@ -31,5 +31,9 @@ echo "iro-guest: running command" > /dev/kmsg
 echo $? > /run/iro-out/exit-code.tmp
 mv /run/iro-out/exit-code.tmp /run/iro-out/exit-code
 sync
+# Power off (ACPI); if that has not happened after a few seconds, reboot, which
+# ends QEMU too (-no-reboot). PID 1 never exits: that would be a panic.
 echo o > /proc/sysrq-trigger
-sleep 10
+/usr/bin/sleep 5
+echo b > /proc/sysrq-trigger
+while :; do /usr/bin/sleep 60; done

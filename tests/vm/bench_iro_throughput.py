@@ -5,6 +5,7 @@ one, on the same kernel, alternating rounds in one run (run in the guest by
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import time
@@ -16,7 +17,7 @@ from mip6d.xfrm.api import XFRM_POLICY_IN, XFRM_POLICY_OUT, XFRM_PROTO_IRO_SRC
 from netlab import Host, link
 
 A, B, HOA = "2001:db8:1::1", "2001:db8:1::2", "2001:db8:100::10"
-ROUNDS = 5
+ROUNDS = int(os.environ.get("IRO_BENCH_ROUNDS", "5"))
 SECONDS = 3
 SIZES = {"throughput (1200-byte datagrams)": 1200, "packet rate (64-byte datagrams)": 64}
 
@@ -27,7 +28,7 @@ def setup() -> tuple[Host, Host]:
     a.add_address("a0", A)
     b.add_address("b0", B)
     a.add_address("lo", HOA, 128)
-    b.add_route(HOA, "b0")
+    b.add_route(HOA, "b0", gateway=A)  # HoA is on a's loopback: no neighbour answers for it
     for host in (a, b):
         host.xfrm.add_state(State(A, B, spi=0x100, aead=GCM))
         host.xfrm.add_state(State(HOA, B, spi=0x200, aead=GCM))
@@ -45,7 +46,10 @@ def setup() -> tuple[Host, Host]:
 def run_iperf(a: Host, src: str, size: int) -> tuple[float, float]:
     """Received bits/s and packets/s of one UDP run."""
     out = a.run("iperf3", "-c", B, "-B", src, "-u", "-b", "0", "-l", str(size), "-t", str(SECONDS), "-J")
-    end = json.loads(out)["end"]["sum"]
+    report = json.loads(out)
+    if "error" in report:
+        raise RuntimeError(f"iperf3 from {src}: {report['error']}")
+    end = report["end"]["sum"]
     received = end["packets"] - end["lost_packets"]
     return received * size * 8 / end["seconds"], received / end["seconds"]
 
