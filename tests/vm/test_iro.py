@@ -140,7 +140,7 @@ def test_handover_updates_coa_in_place(hosts, tmp_path: Path) -> None:
     assert f"coa {COA2}" in lab.mn.ip_xfrm("state") and f"coa {COA}\n" not in lab.mn.ip_xfrm("state")
 
 
-def send_esp(lab, src_host, src: str, dst: str, spi: int, count: int = DROPS) -> None:
+def send_esp(src_host, src: str, dst: str, spi: int, count: int = DROPS) -> None:
     raw = src_host.socket(socket.AF_INET6, socket.SOCK_RAW, 50)
     raw.bind((src, 0))
     for seq in range(1, count + 1):
@@ -149,10 +149,18 @@ def send_esp(lab, src_host, src: str, dst: str, spi: int, count: int = DROPS) ->
     time.sleep(0.5)
 
 
+def send_mh(host, bind: str, dst: str, messages: list[bytes]) -> None:
+    sock = mh_socket(host, bind)
+    for message in messages:
+        sock.sendto(message, (dst, 0))
+    sock.close()
+    time.sleep(0.5)  # let them arrive before the counters are read
+
+
 def test_unknown_spi_on_coa_counts_no_states(hosts) -> None:
     lab = iro_lab(hosts)
     before = lab.mn.xfrm_stat()
-    send_esp(lab, lab.ha, HA, COA, 0x7777)
+    send_esp(lab.ha, HA, COA, 0x7777)
     assert counter_delta(before, lab.mn.xfrm_stat()).get("XfrmInNoStates") == DROPS
 
 
@@ -160,11 +168,7 @@ def test_ba_without_remap_state_counts_no_states(hosts) -> None:
     lab = iro_lab(hosts)
     lab.mn.xfrm.delete_state(HOA, 0, XFRM_PROTO_IRO_DST, src=HA)
     before = lab.mn.xfrm_stat()
-    ha_sock = mh_socket(lab.ha, HA)
-    for seq in range(DROPS):
-        ha_sock.sendto(binding_ack(10 + seq), (HOA, 0))
-    ha_sock.close()
-    time.sleep(0.5)
+    send_mh(lab.ha, HA, HOA, [binding_ack(10 + seq) for seq in range(DROPS)])
     assert counter_delta(before, lab.mn.xfrm_stat()).get("XfrmInNoStates") == DROPS
 
 
@@ -173,11 +177,7 @@ def test_wrong_coa_counts_state_mismatch(hosts) -> None:
     # the HA expects this MN at CoA2 only; its BUs come from CoA
     lab.ha.xfrm.add_state(iro_state(HOA, HA, XFRM_PROTO_IRO_SRC, COA2))
     before = lab.ha.xfrm_stat()
-    mn_sock = mh_socket(lab.mn, HOA)
-    for seq in range(DROPS):
-        mn_sock.sendto(binding_update(20 + seq, COA), (HA, 0))
-    mn_sock.close()
-    time.sleep(0.5)
+    send_mh(lab.mn, HOA, HA, [binding_update(20 + seq, COA) for seq in range(DROPS)])
     assert counter_delta(before, lab.ha.xfrm_stat()) == {"XfrmInStateMismatch": DROPS}
 
 
@@ -231,11 +231,7 @@ def test_ambiguous_spi_counts_no_states(hosts) -> None:
     lab.mn.xfrm.add_state(State(HA, other, spi=SPI_HA_MN, aead=GCM))
     lab.mn.xfrm.add_state(iro_state(HA, other, XFRM_PROTO_IRO_DST, COA))
     before = lab.mn.xfrm_stat()
-    ha_sock = mh_socket(lab.ha, HA)
-    for seq in range(DROPS):
-        ha_sock.sendto(binding_ack(50 + seq), (HOA, 0))
-    ha_sock.close()
-    time.sleep(0.5)
+    send_mh(lab.ha, HA, HOA, [binding_ack(50 + seq) for seq in range(DROPS)])
     assert counter_delta(before, lab.mn.xfrm_stat()).get("XfrmInNoStates") == DROPS
 
 
