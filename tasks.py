@@ -118,13 +118,13 @@ def bench_pipeline(c: Context, warm_only: bool = False) -> None:
     bench_mod.pipeline(cold=not warm_only)
 
 
-@task
+@task(help={"rounds": "alternating plain/remapped rounds per datagram size (default 5)"})
 @one_line_errors
-def bench_iro(c: Context) -> None:
+def bench_iro(c: Context, rounds: int = 5) -> None:
     """In the guest: UDP throughput and packet rate, remapped vs plain ESP transport SA, as ratios."""
     tests = Path(__file__).parent / "tests" / "vm"
     result = vm.boot(f"PYTHONPATH={tests}:{tests.parent.parent / 'umip'} {sys.executable} "
-                     f"{tests / 'bench_iro_throughput.py'}", timeout=1200)
+                     f"{tests / 'bench_iro_throughput.py'}", timeout=1200, env={"IRO_BENCH_ROUNDS": str(rounds)})
     sys.exit(result.exit_code)
 
 
