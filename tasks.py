@@ -36,6 +36,12 @@ def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def guest_script(name: str, *args: str) -> str:
+    """The command that runs a script of tests/vm in the guest, with the test helpers importable."""
+    tests = Path(__file__).parent / "tests" / "vm"
+    return shlex.join([f"PYTHONPATH={tests}:{tests.parent.parent / 'umip'}", sys.executable, str(tests / name), *args])
+
+
 @task(help={"source": SOURCE_HELP})
 @one_line_errors
 def kernel_source(c: Context, source: str | None = None) -> None:
@@ -122,9 +128,7 @@ def bench_pipeline(c: Context, warm_only: bool = False) -> None:
 @one_line_errors
 def bench_iro(c: Context, rounds: int = 5) -> None:
     """In the guest: UDP throughput and packet rate, remapped vs plain ESP transport SA, as ratios."""
-    tests = Path(__file__).parent / "tests" / "vm"
-    result = vm.boot(f"PYTHONPATH={tests}:{tests.parent.parent / 'umip'} {sys.executable} "
-                     f"{tests / 'bench_iro_throughput.py'}", timeout=1200, env={"IRO_BENCH_ROUNDS": str(rounds)})
+    result = vm.boot(guest_script("bench_iro_throughput.py"), timeout=1200, env={"IRO_BENCH_ROUNDS": str(rounds)})
     sys.exit(result.exit_code)
 
 
@@ -133,11 +137,10 @@ def bench_iro(c: Context, rounds: int = 5) -> None:
 def fuzz(c: Context, count: int = 100_000) -> None:
     """Build the debug kernel (KASAN, lockdep, kmemleak) and fuzz the IRO input hook in it."""
     build_mod.build(None, "debug", dist=DIST / "debug")
-    tests = Path(__file__).parent / "tests" / "vm"
     script = f"""set -e
 mount -t debugfs none /sys/kernel/debug
 echo clear > /sys/kernel/debug/kmemleak
-PYTHONPATH={tests}:{tests.parent.parent / 'umip'} {sys.executable} {tests / 'fuzz_iro_input.py'} {count}
+{guest_script("fuzz_iro_input.py", str(count))}
 echo scan > /sys/kernel/debug/kmemleak; sleep 5; echo scan > /sys/kernel/debug/kmemleak
 leaks=$(cat /sys/kernel/debug/kmemleak)
 if [ -n "$leaks" ]; then echo "$leaks"; echo "kmemleak reports: FAIL"; exit 1; fi

@@ -68,11 +68,14 @@ def make_env() -> dict[str, str]:
     }
 
 
+def make_base(tree: Path, objdir: Path) -> list[str]:
+    """make, out of tree, with ccache, on every core."""
+    return ["make", "-C", str(tree), f"O={objdir}", "ARCH=x86_64", f"-j{os.cpu_count() or 2}", "CC=ccache gcc"]
+
+
 def make_args(plan: BuildPlan) -> list[str]:
-    return [
-        "make", "-C", str(plan.tree), f"O={plan.objdir}", "ARCH=x86_64", f"-j{os.cpu_count() or 2}",
-        "CC=ccache gcc", f"LOCALVERSION={plan.localversion}", f"KDEB_PKGVERSION={plan.pkgversion}",
-    ]
+    return [*make_base(plan.tree, plan.objdir),
+            f"LOCALVERSION={plan.localversion}", f"KDEB_PKGVERSION={plan.pkgversion}"]
 
 
 def build_debs(plan: BuildPlan, config_hash: str, reproducer: str, dist: Path = DIST) -> dict[str, object]:

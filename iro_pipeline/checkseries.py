@@ -10,7 +10,7 @@ import shutil
 import subprocess
 
 from . import kconfig, patches, source, steps
-from .build import make_env
+from .build import make_base, make_env
 from .errors import PipelineError
 from .paths import cache_root
 
@@ -47,8 +47,7 @@ def check_series(source_arg: str | None, profile: str = "vm") -> None:
         patches.apply(src, count=count, purpose="check")
         with steps.stage(f"build with {count}/{len(series)}: {patch.path.name}"):
             try:
-                steps.run(f"check build {count}", ["make", "-C", tree, f"O={objdir}", "ARCH=x86_64",
-                                                    "-j2", "CC=ccache gcc", "olddefconfig", "vmlinux"],
+                steps.run(f"check build {count}", [*make_base(tree, objdir), "olddefconfig", "vmlinux"],
                           env=make_env())
             except PipelineError as err:
                 raise PipelineError(f"{patch.path.name} does not build: {err}") from None
