@@ -1,0 +1,5 @@
+import sys
+
+from mip6d.main import main
+
+sys.exit(main())

@@ -1,0 +1,295 @@
+"""The home agent: Binding Updates in, Binding Acks out, and for each binding
+the kernel state that carries the mobile node's traffic: the ip6ip6 tunnel to
+the CoA, the host route to the HoA, proxy ND on the home link, the mode's
+route-optimization state, and the migrated ESP tunnel SAs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mip6d import ipsec, nd
+from mip6d.bcache import Binding, BindingCache, Decision, HomePolicy
+from mip6d.config.model import Config, IPsecPolicyType
+from mip6d.kernel import Kernel, KernelError, KernelThread
+from mip6d.mh import (
+    LIFETIME_UNIT,
+    AlternateCareOfAddress,
+    BaStatus,
+    BeStatus,
+    BindingAcknowledgement,
+    BindingError,
+    BindingUpdate,
+    MhError,
+    UnknownMhType,
+    decode,
+    encode,
+)
+from mip6d.mhsock import MhSocket, Received
+from mip6d.xfrm import Migration
+from mip6d.xfrm.api import XFRM_MODE_TUNNEL
+
+log = logging.getLogger("mip6d.ha")
+
+
+@dataclass
+class Peer:
+    """What the configuration says about one mobile node."""
+
+    hoa: str
+    reqid_toha: int = 0  # TunnelPayload reqids (0: no ESP on the payload)
+    reqid_tomn: int = 0
+    payload_coa: str | None = None  # where the tunnel SAs point now
+
+
+class HomeAgent:
+    def __init__(self, config: Config, kernel: KernelThread, mode: ipsec.Mode,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.kernel = kernel
+        self.mode = mode
+        self.clock = clock
+        self.ha = self._ha_address(config)
+        self.ifname = config.ha_interfaces[0].name
+        self.peers = self._peers(config)
+        self.cache = BindingCache(self._home_policy(config))
+        self.tunnels: dict[str, str] = {}
+        self.proxied: set[str] = set()
+        self._tunnel_ids = 0
+        self.lock = asyncio.Lock()
+        self.sock: MhSocket | None = None
+        self._expiry: asyncio.Task[None] | None = None
+        self.stats = {"bu": 0, "ba": 0, "rejected": 0, "malformed": 0}
+
+    def _home_policy(self, config: Config) -> HomePolicy:
+        prefixes = {hoa.network for s in config.ipsec_policy_sets for hoa in s.home_addresses}
+        prefixes.update(config.ha_served_prefixes)
+        denied = {str(acl.home_address) for acl in config.binding_acl_policies if not acl.allowed}
+        if config.default_binding_acl_policy >= 128:
+            allowed = {str(acl.home_address) for acl in config.binding_acl_policies if acl.allowed}
+            denied |= set(self.peers) - allowed
+        return HomePolicy(tuple(sorted(prefixes)), frozenset(self.peers), frozenset(denied),
+                          config.ha_max_binding_life)
+
+    def reconfigure(self, config: Config) -> None:
+        """SIGHUP with only lifetimes or ACLs changed: existing bindings stay."""
+        self.config = config
+        self.cache.policy = self._home_policy(config)
+
+    @staticmethod
+    def _ha_address(config: Config) -> str:
+        addresses = {str(s.home_agent_address) for s in config.ipsec_policy_sets}
+        if len(addresses) != 1:
+            raise ValueError("a home agent needs exactly one HomeAgentAddress in its IPsecPolicySet blocks, "
+                             f"found {sorted(addresses) or 'none'}")
+        return addresses.pop()
+
+    @staticmethod
+    def _peers(config: Config) -> dict[str, Peer]:
+        peers: dict[str, Peer] = {}
+        for policy_set in config.ipsec_policy_sets:
+            for hoa in policy_set.home_addresses:
+                peer = peers.setdefault(str(hoa.ip), Peer(str(hoa.ip)))
+                for policy in policy_set.policies:
+                    if policy.type is IPsecPolicyType.TUNNEL_PAYLOAD:
+                        peer.reqid_toha, peer.reqid_tomn = policy.reqid_toha, policy.reqid_tomn
+        return peers
+
+    # -- life cycle -------------------------------------------------------------
+    def _install_base(self, k: Kernel) -> None:
+        k.set_sysctl("net.ipv6.conf.all.forwarding", "1")
+        k.set_sysctl(f"net.ipv6.conf.{self.ifname}.proxy_ndp", "1")
+        k.add_state(ipsec.ha_wildcard_state(self.mode))
+        for hoa in self.peers:
+            if self.config.use_mn_ha_ipsec:
+                reqids = self._signaling_reqids(hoa)
+                for policy in ipsec.esp_signaling_policies(self.ha, hoa, reqids[1], reqids[0]):
+                    k.add_policy(policy)
+            for policy in ipsec.ha_sub_policies(self.mode, hoa, self.ha):
+                k.add_policy(policy)
+
+    def _signaling_reqids(self, hoa: str) -> tuple[int, int]:
+        for policy in self.config.ipsec_policies_for(ipaddress.IPv6Address(self.ha), ipaddress.IPv6Address(hoa)):
+            if policy.type is IPsecPolicyType.HOME_REG_BINDING:
+                return policy.reqid_toha, policy.reqid_tomn
+        return 0, 0
+
+    async def start(self) -> None:
+        await self.kernel(self._install_base, self.kernel.kernel)
+        self.sock = MhSocket(self.ha, iro=self.mode is ipsec.IRO)
+        self.sock.start(self._on_mh)
+        self._expiry = asyncio.create_task(self._expire_loop())
+        log.info("home agent %s on %s, %s mode, %d home addresses", self.ha, self.ifname, self.mode.name,
+                 len(self.peers))
+
+    async def stop(self) -> None:
+        if self._expiry:
+            self._expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry
+        if self.sock:
+            self.sock.close()
+
+    # -- signaling --------------------------------------------------------------
+    def _on_mh(self, received: Received) -> None:
+        try:
+            message = decode(received.data, received.src, received.dst or self.ha, verify_checksum=False)
+        except UnknownMhType:
+            self._send(BindingError(status=BeStatus.UNRECOGNIZED_MH_TYPE, home_address=received.src),
+                       received.src)
+            return
+        except MhError as err:
+            self.stats["malformed"] += 1
+            log.warning("MH from %s (on the wire %s) discarded: %s", received.src, received.wire_src, err)
+            return
+        if isinstance(message, BindingUpdate):
+            asyncio.get_running_loop().create_task(self._handle_bu(received, message))
+        else:
+            log.info("MH %s from %s ignored", type(message).__name__, received.src)
+
+    async def _handle_bu(self, received: Received, bu: BindingUpdate) -> None:
+        self.stats["bu"] += 1
+        hoa = received.src
+        alt = [o.address for o in bu.options if isinstance(o, AlternateCareOfAddress)]
+        coa = alt[0] if alt else received.wire_src
+        async with self.lock:
+            decision = self.cache.decide(hoa, coa, bu.seq, bu.lifetime * LIFETIME_UNIT, bu.home, self.clock())
+            if decision.accepted:
+                try:
+                    await self.kernel(self._apply, self.kernel.kernel, decision)
+                except KernelError as err:
+                    log.error("binding %s -> %s: %s", hoa, coa, err)
+                    decision = Decision(BaStatus.REASON_UNSPECIFIED, bu.seq, 0, decision.previous,
+                                        decision.previous, str(err))
+                else:
+                    self.cache.commit(decision)
+            if not decision.accepted:
+                self.stats["rejected"] += 1
+                log.warning("BU %s from %s (CoA %s) rejected with %d: %s", bu.seq, hoa, coa, decision.status,
+                            decision.reason)
+            else:
+                log.info("BU %s: %s -> %s, lifetime %d s", bu.seq, hoa, coa if decision.binding else "home",
+                         decision.lifetime)
+            if bu.ack or not decision.accepted:
+                ba = BindingAcknowledgement(status=decision.status, key_mgmt=False, seq=decision.seq,
+                                            lifetime=decision.lifetime // LIFETIME_UNIT)
+                await self._send_ba(ba, hoa, coa, decision)
+
+    async def _send_ba(self, ba: BindingAcknowledgement, hoa: str, coa: str, decision: Decision) -> None:
+        """The BA follows the binding's return path; a rejected BU from a CoA that is
+        not bound gets its BA through a route-optimization state held only for it."""
+        bound = decision.binding or (decision.previous if not decision.accepted else None)
+        if decision.accepted or (bound and bound.coa == coa) or hoa not in self.peers or hoa == coa:
+            self._send(ba, hoa)
+            self.stats["ba"] += 1
+            return
+        k = self.kernel.kernel
+        state = ipsec.ha_binding_state(self.mode, hoa, self.ha, coa)
+        await self.kernel(k.put_state, state)
+        try:
+            self._send(ba, hoa)
+            self.stats["ba"] += 1
+        finally:
+            if bound:
+                await self.kernel(k.put_state, ipsec.ha_binding_state(self.mode, hoa, self.ha, bound.coa))
+            else:
+                await self.kernel(k.delete_state, state)
+
+    def _send(self, message: BindingAcknowledgement | BindingError, dst: str) -> None:
+        assert self.sock is not None
+        try:
+            self.sock.send(encode(message, self.ha, dst), dst)
+        except OSError as err:
+            log.warning("%s to %s: %s", type(message).__name__, dst, err)
+
+    # -- kernel state per binding (runs in the kernel thread) --------------------
+    def _apply(self, k: Kernel, decision: Decision) -> None:
+        if decision.binding is not None:
+            self._bind(k, decision.binding, decision.previous)
+        elif decision.previous is not None:
+            self._unbind(k, decision.previous)
+
+    def _bind(self, k: Kernel, binding: Binding, previous: Binding | None) -> None:
+        hoa, coa = binding.hoa, binding.coa
+        k.put_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, coa))
+        name = self.tunnels.get(hoa)
+        if name is None:
+            self._tunnel_ids += 1
+            name = self.tunnels[hoa] = f"mip6ha{self._tunnel_ids}"
+            k.add_tunnel(name, self.ha, coa)
+        elif previous is None or previous.coa != coa:
+            k.move_tunnel(name, self.ha, coa)
+        k.add_route(hoa + "/128", name)
+        self._migrate_payload(k, self.peers[hoa], coa)
+        if hoa not in self.proxied:
+            k.add_proxy(hoa, self.ifname)
+            self.proxied.add(hoa)
+            nd.announce(self.ifname, hoa)
+
+    def _unbind(self, k: Kernel, binding: Binding) -> None:
+        hoa = binding.hoa
+        k.delete_proxy(hoa, self.ifname)
+        self.proxied.discard(hoa)
+        k.delete_route(hoa + "/128")
+        name = self.tunnels.pop(hoa, None)
+        if name:
+            k.delete_link(name)
+        k.delete_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, binding.coa))
+        peer = self.peers[hoa]
+        if peer.payload_coa:
+            for policy in ipsec.payload_policies_ha(hoa, self.ha, peer.payload_coa, peer.reqid_tomn,
+                                                    peer.reqid_toha):
+                k.delete_policy(policy)
+            peer.payload_coa = None
+
+    def _migrate_payload(self, k: Kernel, peer: Peer, coa: str) -> None:
+        """TunnelPayload: the ESP tunnel SAs follow the CoA, SPIs unchanged."""
+        if not (peer.reqid_toha or peer.reqid_tomn) or peer.payload_coa == coa:
+            return
+        if peer.payload_coa is None:
+            for policy in ipsec.payload_policies_ha(peer.hoa, self.ha, coa, peer.reqid_tomn, peer.reqid_toha):
+                k.add_policy(policy)
+            old = self._payload_endpoint(k, peer)
+        else:
+            old = peer.payload_coa
+        if old and old != coa:
+            out = ipsec.payload_policies_ha(peer.hoa, self.ha, old, peer.reqid_tomn, peer.reqid_toha)
+            for policy in out:
+                moves = [Migration(t.src, t.dst, self.ha if t.src == self.ha else coa,
+                                   coa if t.dst == old else self.ha, reqid=t.reqid) for t in policy.templates]
+                k.migrate(policy, moves)
+        peer.payload_coa = coa
+
+    def _payload_endpoint(self, k: Kernel, peer: Peer) -> str | None:
+        """Where the configured tunnel SAs point before the first binding."""
+        for state in k.xfrm.dump_states():
+            if state.mode == XFRM_MODE_TUNNEL and state.reqid == peer.reqid_tomn and state.src == self.ha:
+                return state.dst
+        return None
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            for binding in self.cache.expired(self.clock()):
+                async with self.lock:
+                    log.info("binding %s -> %s expired", binding.hoa, binding.coa)
+                    with contextlib.suppress(KernelError):
+                        await self.kernel(self._unbind, self.kernel.kernel, binding)
+                    self.cache.remove(binding.hoa)
+
+    # -- control socket ----------------------------------------------------------
+    def bindings(self) -> list[dict[str, object]]:
+        now = self.clock()
+        return [{"hoa": b.hoa, "coa": b.coa, "seq": b.seq, "lifetime": b.lifetime,
+                 "lifetime_left": round(b.left(now), 1), "state": "registered",
+                 "tunnel": self.tunnels.get(b.hoa)} for b in self.cache]
+
+    def status(self) -> dict[str, object]:
+        return {"role": "HA", "mode": self.mode.name, "address": self.ha, "interface": self.ifname,
+                "bindings": len(self.cache), **self.stats}
+

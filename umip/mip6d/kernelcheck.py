@@ -1,0 +1,49 @@
+"""Refuse to start when the running kernel cannot do the configured mode."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+from mip6d import ipsec
+from mip6d.mhsock import IPPROTO_MH, IPV6_RECVIROSRC
+from mip6d.xfrm import State, XfrmError, XfrmSocket
+
+
+class UnsupportedKernelError(RuntimeError):
+    pass
+
+
+def _release() -> str:
+    return os.uname().release
+
+
+def check(mode: ipsec.Mode) -> None:
+    try:
+        xfrm = XfrmSocket()
+    except OSError as err:
+        raise UnsupportedKernelError(f"kernel {_release()}: no XFRM netlink (CONFIG_XFRM_USER): {err}") from err
+    with xfrm:
+        if mode is ipsec.IRO:
+            _check_iro()
+        # a throw-away route-optimization state proves the mode's xfrm type is there
+        probe = State("100::1", "100::2", mode.source_proto, mode=ipsec.RO, coaddr="100::3")
+        try:
+            xfrm.add_state(probe)
+        except XfrmError as err:
+            need = "the iro kernel series (XFRM_PROTO_IRO_SRC)" if mode is ipsec.IRO else "CONFIG_IPV6_MIP6"
+            raise UnsupportedKernelError(f"kernel {_release()}: {mode.name} mode needs {need}: {err}") from err
+        xfrm.delete_state(probe.dst, probe.spi, probe.proto, probe.src)
+
+
+def _check_iro() -> None:
+    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_MH) as sock:
+        try:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVIROSRC, 1)
+        except OSError as err:
+            if err.errno == errno.ENOPROTOOPT:
+                raise UnsupportedKernelError(
+                    f"kernel {_release()} has no IRO support (IPV6_RECVIROSRC: ENOPROTOOPT); "
+                    "UseMnHaIRO needs a kernel built with the iro patch series") from err
+            raise

@@ -1,0 +1,46 @@
+"""Unsolicited Neighbor Advertisements: the HA claims a HoA on the home link
+when it starts proxying it (RFC 6275 10.4.1), and a MN back home takes it back
+(11.5.4). Without them the router keeps the old owner's MAC until NUD fails."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import struct
+from pathlib import Path
+
+log = logging.getLogger("mip6d.nd")
+ALL_NODES = "ff02::1"
+NA_OVERRIDE = 0x20000000
+
+
+def neighbor_advertisement(target: str, mac: bytes) -> bytes:
+    """ICMPv6 NA with the Override flag and a Target Link-Layer Address option;
+    the kernel fills in the checksum for an ICMPv6 raw socket."""
+    body = struct.pack("!BBHI", 136, 0, 0, NA_OVERRIDE) + ipaddress.IPv6Address(target).packed
+    return body + struct.pack("!BB", 2, 1) + mac
+
+
+def interface_mac(ifname: str) -> bytes:
+    return bytes.fromhex(Path(f"/sys/class/net/{ifname}/address").read_text().strip().replace(":", ""))
+
+
+def announce(ifname: str, target: str, count: int = 2) -> None:
+    """Multicast an unsolicited NA for `target` with this interface's MAC."""
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    except OSError as err:
+        log.warning("unsolicited NA for %s on %s: %s", target, ifname, err)
+        return
+    with sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(ifname))
+        packet = neighbor_advertisement(target, interface_mac(ifname))
+        for _ in range(count):
+            try:
+                sock.sendto(packet, (ALL_NODES, 0, 0, socket.if_nametoindex(ifname)))
+            except OSError as err:
+                log.warning("unsolicited NA for %s on %s: %s", target, ifname, err)
+                return
