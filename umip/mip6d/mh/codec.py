@@ -1,0 +1,79 @@
+"""Encode and decode whole Mobility Headers (RFC 6275 6.1.1, checks in the order of 9.2)."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+from .checksum import address_bytes, checksum_ok, mh_checksum
+from .constants import IPPROTO_NONE, MH_MAX_LENGTH, MhType
+from .errors import MhError, UnknownMhType
+from .messages import HEADER_LENGTH, MESSAGE_CLASSES, Message, minimum_length
+from .options import decode_options, encode_options
+
+_UNSUPPORTED: dict[int, str] = {
+    MhType.HOTI: "HoTI",
+    MhType.COTI: "CoTI",
+    MhType.HOT: "HoT",
+    MhType.COT: "CoT",
+}
+
+
+def encode(msg: Message, src: str | ipaddress.IPv6Address, dst: str | ipaddress.IPv6Address) -> bytes:
+    """The complete MH for ``msg`` sent from ``src`` to ``dst``: options aligned, padded, checksummed.
+
+    Raises ValueError if an address is not IPv6 or the options make the message longer than 2048 octets.
+    """
+    if type(msg) not in MESSAGE_CLASSES.values():
+        raise TypeError(f"not a Mobility Header message: {type(msg).__name__}")
+    fixed = msg.fixed_part()
+    start = HEADER_LENGTH + len(fixed)
+    body = fixed + encode_options(msg.options, start)
+    length = HEADER_LENGTH + len(body)
+    if length > MH_MAX_LENGTH:
+        raise ValueError(f"{msg.name} would be {length} bytes; an MH holds at most {MH_MAX_LENGTH}")
+    mh = struct.pack("!BBBBH", IPPROTO_NONE, length // 8 - 1, msg.mh_type, 0, 0) + body
+    checksum = mh_checksum(address_bytes(src), address_bytes(dst), mh)
+    return mh[:4] + struct.pack("!H", checksum) + mh[6:]
+
+
+def decode(data: bytes | bytearray | memoryview, src: str | ipaddress.IPv6Address, dst: str | ipaddress.IPv6Address,
+           verify_checksum: bool = True, *, strict: bool = False) -> Message:
+    """The message in ``data``, a whole MH (the IPv6 payload after any extension headers) from ``src`` to ``dst``.
+
+    Raises MhError, with the offending byte offset, for anything RFC 6275 says to drop: Payload Proto not
+    59, a Header Len that disagrees with ``data`` or is short for the type, a bad checksum, options that
+    overrun, have the wrong length for their type, or are misaligned (see ``options``), an option after
+    Binding Authorization Data. An MH type other than BRR/BU/BA/BE (including the return routability
+    messages, which this daemon does not implement) raises UnknownMhType, after the checksum is known to
+    be good, so that the caller can answer with a Binding Error, status 2.
+
+    Reserved fields and PadN contents are ignored, as RFC 6275 6.1 and 6.2.2 require of a receiver;
+    ``strict=True`` rejects non-zero values there too (for tests of senders). Bad ``src``/``dst`` raise
+    ValueError; nothing but MhError comes out for any ``data``.
+    """
+    mh = bytes(data)
+    size = len(mh)
+    if size < 8:
+        raise MhError(0, "packet", f"of {size} bytes is shorter than the 8-byte minimum Mobility Header")
+    if mh[0] != IPPROTO_NONE:
+        raise MhError(0, "payload proto", f"{mh[0]} is not {IPPROTO_NONE} (no next header)")
+    length = (mh[1] + 1) * 8
+    if length != size:
+        relation = "exceeds" if length > size else "is shorter than"
+        raise MhError(1, "header length", f"{mh[1]} ({length} bytes) {relation} packet ({size} bytes)")
+    if verify_checksum and not checksum_ok(address_bytes(src), address_bytes(dst), mh):
+        raise MhError(4, "checksum", f"0x{mh[4]:02x}{mh[5]:02x} is wrong")
+    mh_type = mh[2]
+    cls = MESSAGE_CLASSES.get(mh_type)
+    if cls is None:
+        if mh_type in _UNSUPPORTED:
+            raise UnknownMhType(mh_type, f"({_UNSUPPORTED[mh_type]}) is not supported: no return routability")
+        raise UnknownMhType(mh_type)
+    if length < minimum_length(cls):
+        raise MhError(1, "header length", f"{mh[1]} ({length} bytes) is too short for a {cls.name} "
+                      f"(at least {minimum_length(cls)} bytes)")
+    if strict and mh[3]:
+        raise MhError(3, "reserved", f"{mh[3]} is not zero")
+    options = decode_options(mh, HEADER_LENGTH + cls.fixed_length, strict)
+    return cls.parse(mh, options, strict)
