@@ -36,10 +36,6 @@ def mode_of(config: Config) -> ipsec.Mode:
     return ipsec.IRO if config.use_mn_ha_iro else ipsec.CLASSIC
 
 
-def effective(config: Config, role: Role | None) -> Config:
-    return dataclasses.replace(config, node_config=role) if role else config
-
-
 def bound_to_addresses(state: State) -> State:
     """A transport SA from a keys file carries only its own addresses, so a
     packet with another HoA under it fails the kernel's selector check."""
@@ -104,7 +100,7 @@ class Daemon:
 
     async def reload(self) -> None:
         try:
-            new = effective(load(self.options.config_path), self.options.role)
+            new = load(self.options.config_path, role=self.options.role)
             keys = [bound_to_addresses(s) for s in load_keys(self.options.keys_path)] if self.options.keys_path \
                 else []
         except ConfigError as err:

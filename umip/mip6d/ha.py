@@ -251,17 +251,16 @@ class HomeAgent:
         """TunnelPayload: the ESP tunnel SAs follow the CoA, SPIs unchanged."""
         if not (peer.reqid_toha or peer.reqid_tomn) or peer.payload_coa == coa:
             return
-        if peer.payload_coa is None:
-            for policy in ipsec.payload_policies_ha(peer.hoa, self.ha, coa, peer.reqid_tomn, peer.reqid_toha):
+        old = peer.payload_coa
+        if old is None:
+            # the policies start where the SAs point (keys file), then move with them
+            old = self._payload_endpoint(k, peer) or coa
+            for policy in ipsec.payload_policies_ha(peer.hoa, self.ha, old, peer.reqid_tomn, peer.reqid_toha):
                 k.add_policy(policy)
-            old = self._payload_endpoint(k, peer)
-        else:
-            old = peer.payload_coa
-        if old and old != coa:
-            out = ipsec.payload_policies_ha(peer.hoa, self.ha, old, peer.reqid_tomn, peer.reqid_toha)
-            for policy in out:
-                moves = [Migration(t.src, t.dst, self.ha if t.src == self.ha else coa,
-                                   coa if t.dst == old else self.ha, reqid=t.reqid) for t in policy.templates]
+        if old != coa:
+            for policy in ipsec.payload_policies_ha(peer.hoa, self.ha, old, peer.reqid_tomn, peer.reqid_toha):
+                moves = [Migration(t.src, t.dst, coa if t.src == old else t.src, coa if t.dst == old else t.dst,
+                                   reqid=t.reqid) for t in policy.templates]
                 k.migrate(policy, moves)
         peer.payload_coa = coa
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import errno
 import logging
 from collections.abc import Callable
@@ -111,7 +112,7 @@ class Kernel:
 
     @staticmethod
     def _policy_key(policy: Policy) -> tuple[Any, ...]:
-        return ("policy", policy.selector, policy.dir, policy.sub)
+        return ("policy", dataclasses.astuple(policy.selector), policy.dir, policy.sub)
 
     def add_policy(self, policy: Policy) -> None:
         sel = policy.selector

@@ -12,7 +12,7 @@ import sys
 from mip6d import __version__, kernelcheck
 from mip6d.config import ConfigError, Role, load, load_keys
 from mip6d.control import DEFAULT_PATH
-from mip6d.daemon import Daemon, Options, effective, mode_of
+from mip6d.daemon import Daemon, Options, mode_of
 
 DEFAULT_CONFIG = "/etc/mip6d.conf"
 
@@ -65,7 +65,7 @@ def detach() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        config = effective(load(args.config), args.role)
+        config = load(args.config, role=args.role)
         keys = load_keys(args.keys) if args.keys else []
     except ConfigError as err:
         print(f"mip6d: {err}", file=sys.stderr)
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(daemon.run())
     except Exception as err:  # a start-up failure: already logged context, say it in one line
-        logging.getLogger("mip6d").error("%s", err)
+        logging.getLogger("mip6d").error("%s", err, exc_info=logging.getLogger().level <= logging.INFO)
         return 1
     return 0
 

@@ -18,6 +18,7 @@ log = logging.getLogger("mip6d.mh")
 
 IPPROTO_MH = 135
 IPV6_RECVPKTINFO, IPV6_PKTINFO = 49, 50
+IPV6_FREEBIND = 78
 IPV6_RECVRTHDR, IPV6_RTHDR = 56, 57
 IPV6_RECVDSTOPTS, IPV6_DSTOPTS = 58, 59
 IPV6_RECVIROSRC, IPV6_IROSRC, IPV6_RECVIRODST, IPV6_IRODST = 90, 91, 92, 93  # iro kernel series
@@ -66,7 +67,7 @@ class MhSocket:
             self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVIROSRC, 1)
             self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVIRODST, 1)
         if bind != UNSPECIFIED:
-            self.sock.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND: the HoA may come and go
+            self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)  # the HoA may come and go
         self.sock.bind((bind, 0))
 
     def start(self, on_message: Callable[[Received], None]) -> None:

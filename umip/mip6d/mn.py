@@ -193,11 +193,12 @@ class MobileNode:
         toha, tomn = self._payload
         old = self._payload_coa
         if old is None:
-            for policy in ipsec.payload_policies_mn(self.hoa, self.ha, coa, toha, tomn):
-                k.add_policy(policy)
+            # the policies start where the SAs point (keys file), then move with them
             old = next((s.src for s in k.xfrm.dump_states()
-                        if s.mode == XFRM_MODE_TUNNEL and s.reqid == toha and s.dst == self.ha), None)
-        if old and old != coa:
+                        if s.mode == XFRM_MODE_TUNNEL and s.reqid == toha and s.dst == self.ha), coa)
+            for policy in ipsec.payload_policies_mn(self.hoa, self.ha, old, toha, tomn):
+                k.add_policy(policy)
+        if old != coa:
             for policy in ipsec.payload_policies_mn(self.hoa, self.ha, old, toha, tomn):
                 moves = [Migration(t.src, t.dst, coa if t.src == old else t.src, coa if t.dst == old else t.dst,
                                    reqid=t.reqid) for t in policy.templates]

@@ -1,0 +1,119 @@
+"""mip6d end to end: a home agent and a mobile node daemon, radvd on the access
+links, the MN moving AR1 -> AR2 -> home while the CN streams to its HoA."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting
+from scapy.layers.ipsec import ESP
+from scapy.plist import PacketList
+
+import mobility_lab as ml
+from netlab import Capture
+
+MOVE_TIMEOUT = 30
+
+
+def registered(lab: ml.MobilityLab, mn: ml.Daemon, ha: ml.Daemon, coa: str):  # type: ignore[no-untyped-def]
+    def check():  # type: ignore[no-untyped-def]
+        bul = mn.ctl("bindings")[0]  # type: ignore[index]
+        cache = {b["hoa"]: b for b in ha.ctl("bindings")}  # type: ignore[union-attr]
+        entry = cache.get(ml.HOA)
+        if bul["state"] == "registered" and bul["coa"] == coa and entry and entry["coa"] == coa:
+            return bul, entry
+        return None
+    return ml.wait_for(check, MOVE_TIMEOUT, f"registration of {coa}")
+
+
+def flowing(stream: ml.UdpStream, since: float) -> None:
+    ml.wait_for(lambda: stream.received_after(since) >= 5, MOVE_TIMEOUT, "the UDP stream to flow again")
+
+
+def report(name: str, values: dict[str, object]) -> None:
+    out = Path(os.environ.get("IRO_VM_OUT", "/nonexistent"))
+    if out.is_dir():
+        (out / f"{name}.json").write_text(json.dumps(values, indent=2))
+    print(name, values)
+
+
+@pytest.mark.parametrize("iro", [False, True], ids=["classic", "iro"])
+def test_handover_ar1_ar2_home(hosts, tmp_path: Path, iro: bool) -> None:
+    lab = ml.build(hosts, tmp_path, iro=iro)
+    try:
+        _run_moves(lab, tmp_path, iro)
+    finally:
+        lab.close()
+        for log in sorted(tmp_path.glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text()[-4000:]}")
+
+
+def _run_moves(lab: ml.MobilityLab, tmp_path: Path, iro: bool) -> None:
+    before = {"ha": ml.snapshot(lab.ha), "mn": ml.snapshot(lab.mn)}
+    captures = {name: Capture(lab.rt, f"br-{name}", tmp_path / f"{name}.pcap") for name in ("ar1", "ar2")}
+    lab.mn.run("ip", "link", "set", "mn0", "up")
+    ml.wait_for(lambda: ml.coa("ar1") in lab.mn.run("ip", "-6", "addr", "show", "dev", "mn0"), 30, "SLAAC on AR1")
+    ha = lab.daemon(lab.ha, "ha", ml.ha_config(iro, lab.payload))
+    mn = lab.daemon(lab.mn, "mn", ml.mn_config(iro, lab.payload))
+    ha.start()
+    mn.start()
+
+    bul, entry = registered(lab, mn, ha, ml.coa("ar1"))
+    # the binding cache matches what the MN sent: sequence number, lifetime granted at the HA's maximum
+    assert entry["seq"] == bul["seq"] and entry["lifetime"] == bul["lifetime"] == 60
+    assert 0 < entry["lifetime_left"] <= 60
+    stream = ml.UdpStream(lab.cn, lab.mn)
+    stream.start()
+    flowing(stream, 0)
+
+    gaps: dict[str, float] = {}
+    for to in ("ar2", "home"):
+        moved_at = lab.move(to)
+        if to == "home":
+            ml.wait_for(lambda: mn.ctl("bindings")[0]["state"] == "idle", MOVE_TIMEOUT, "deregistration")  # type: ignore[index]
+            ml.wait_for(lambda: not ha.ctl("bindings"), MOVE_TIMEOUT, "the HA to drop the binding")
+        else:
+            bul2, entry2 = registered(lab, mn, ha, ml.coa(to))
+            assert entry2["seq"] == bul2["seq"] == (bul["seq"] + 1) % 65536
+        flowing(stream, moved_at)
+        gaps["ar1->ar2" if to == "ar2" else "ar2->home"] = round(stream.gap_around(moved_at) * 1000, 1)
+    stream.stop()
+    report(f"mip6d-gaps-{'iro' if iro else 'classic'}", {"gap_ms": gaps, "sent": stream.sent,
+                                                          "echoed": len(stream.echoes)})
+
+    assert ha.stop() == 0 and mn.stop() == 0
+    packets = {name: cap.stop() for name, cap in captures.items()}
+    _check_wire(packets, iro)
+    _check_clean(lab, before)
+
+
+def _check_wire(packets: dict[str, PacketList], iro: bool) -> None:
+    for name, plist in packets.items():
+        coa = ml.coa(name)
+        esp = [p for p in plist if p.haslayer(ESP)]
+        bus = [p for p in esp if p[ESP].spi == ml.SPI_MN_HA and p[IPv6].src == coa]
+        bas = [p for p in esp if p[ESP].spi == ml.SPI_HA_MN and p[IPv6].dst == coa]
+        assert bus and bas, f"{name}: no ESP-protected BU or BA from/to {coa}"
+        for pkt in bus + bas:
+            assert ml.HA in (pkt[IPv6].src, pkt[IPv6].dst)
+        if iro:
+            assert all(p[IPv6].nh == 50 for p in bus + bas)
+            assert not [p for p in plist if p.haslayer(IPv6ExtHdrDestOpt) or p.haslayer(IPv6ExtHdrRouting)]
+            hoa = bytes.fromhex("20010db8000100000000000000000010")
+            assert not [p for p in plist if hoa in bytes(p)], f"{name}: the HoA appears in clear"
+        else:
+            assert all(p[IPv6].nh == 60 and [o.hoa for o in p[IPv6ExtHdrDestOpt].options if isinstance(o, HAO)]
+                       == [ml.HOA] for p in bus)
+            assert all(p[IPv6].nh == 43 and list(p[IPv6ExtHdrRouting].addresses) == [ml.HOA] for p in bas)
+
+
+def _check_clean(lab: ml.MobilityLab, before: dict[str, dict[str, str]]) -> None:
+    after_ha = ml.snapshot(lab.ha)
+    assert after_ha == before["ha"]
+    after_mn = ml.snapshot(lab.mn)
+    for key in ("xfrm state", "xfrm policy", "rules", "links", "proxy"):
+        assert after_mn[key] == before["mn"][key], key
+    assert ml.HOA not in after_mn["addresses"] and "table 252" not in after_mn["routes"]
