@@ -69,7 +69,7 @@ def _run_moves(lab: ml.MobilityLab, tmp_path: Path, iro: bool) -> None:
     stream.start()
     flowing(stream, 0)
 
-    gaps: dict[str, float] = {}
+    gaps: dict[str, dict[str, float]] = {}
     for to in ("ar2", "home"):
         moved_at = lab.move(to)
         if to == "home":
@@ -81,7 +81,7 @@ def _run_moves(lab: ml.MobilityLab, tmp_path: Path, iro: bool) -> None:
         flowing(stream, moved_at)
         gaps["ar1->ar2" if to == "ar2" else "ar2->home"] = round(stream.gap_around(moved_at) * 1000, 1)
     stream.stop()
-    report(f"mip6d-gaps-{'iro' if iro else 'classic'}", {"gap_ms": gaps, "sent": stream.sent,
+    report(f"mip6d-gaps-{'iro' if iro else 'classic'}", {"moves": gaps, "sent": stream.sent,
                                                           "echoed": len(stream.echoes)})
 
     assert ha.stop() == 0 and mn.stop() == 0

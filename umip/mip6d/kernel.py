@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from mip6d.xfrm import Policy, State, XfrmSocket
+from mip6d.xfrm import Migration, Policy, State, XfrmSocket
 from mip6d.xfrm.api import XfrmError
 
 log = logging.getLogger("mip6d.kernel")
@@ -47,6 +47,7 @@ class Kernel:
         self.ipr = IPRoute()
         self.xfrm = XfrmSocket()
         self._undo: dict[tuple[Any, ...], tuple[str, Callable[[], object]]] = {}
+        self._states: dict[tuple[Any, ...], State] = {}  # recorded SAs, so MIGRATE can re-key them
 
     # -- ledger ---------------------------------------------------------------
     def _record(self, key: tuple[Any, ...], what: str, undo: Callable[[], object]) -> None:
@@ -84,8 +85,12 @@ class Kernel:
     def add_state(self, state: State) -> None:
         what = f"xfrm state {state.src} -> {state.dst} proto {state.proto} spi {state.spi:#x}"
         self._do(what, lambda: self.xfrm.add_state(state))
-        self._record(self._state_key(state), what,
-                     lambda: self.xfrm.delete_state(state.dst, state.spi, state.proto, state.src))
+        self._record_state(state, what)
+
+    def _record_state(self, state: State, what: str) -> None:
+        key = self._state_key(state)
+        self._states[key] = state
+        self._record(key, what, lambda: self.xfrm.delete_state(state.dst, state.spi, state.proto, state.src))
 
     def put_state(self, state: State) -> None:
         """Add, or update in place if this daemon added it before (a new CoA)."""
@@ -97,6 +102,7 @@ class Kernel:
 
     def delete_state(self, state: State) -> None:
         self._forget(self._state_key(state))
+        self._states.pop(self._state_key(state), None)
         try:
             self.xfrm.delete_state(state.dst, state.spi, state.proto, state.src)
         except XfrmError as err:
@@ -129,9 +135,17 @@ class Kernel:
             if not _gone(err):
                 raise KernelError(f"xfrm policy delete {policy.selector.src}: {err}") from err
 
-    def migrate(self, policy: Policy, migrations: list[Any]) -> None:
+    def migrate(self, policy: Policy, migrations: list[Migration]) -> None:
         self._do(f"xfrm migrate {policy.selector.src} -> {policy.selector.dst}",
                  lambda: self.xfrm.migrate(policy.selector, policy.dir, migrations, sub=policy.sub))
+        for move in migrations:  # the SAs we installed now live at their new addresses
+            for key, state in list(self._states.items()):
+                if (state.src, state.dst, state.proto, state.mode, state.reqid) == (
+                        move.old_src, move.old_dst, move.proto, move.mode, move.reqid):
+                    self._states.pop(key)
+                    self._undo.pop(key, None)
+                    moved = dataclasses.replace(state, src=move.new_src, dst=move.new_dst)
+                    self._record_state(moved, f"xfrm state {moved.src} -> {moved.dst} spi {moved.spi:#x} (migrated)")
 
     # -- links, addresses, routes, rules, proxy ND, sysctls --------------------
     def ifindex(self, ifname: str) -> int:

@@ -146,11 +146,13 @@ class MobileNode:
                 self._register(where.coa)
             elif where.where == "home":
                 await self.kernel(self._go_home, self.kernel.kernel, where.ifname)
+                if where.home_link_address and where.ifname:
+                    nd.resolve_from(where.home_link_address, self.ha, where.ifname)
                 if self.bul.ever_registered:
                     self._register(None)
         except KernelError as err:
             log.error("move to %s: %s", where, err)
-        self.moves.append({"where": where.where, "coa": where.coa, "at": started,
+        self.moves.append({"where": where.where, "coa": where.coa, "detected_at": started,
                            "setup_ms": round((self.clock() - started) * 1000, 1)})
 
     def _go_away(self, k: Kernel, coa: str) -> None:
@@ -286,9 +288,13 @@ class MobileNode:
             bul.state, bul.granted = "idle", 0
             if self._timer:
                 self._timer.cancel()
+            if self.moves and "registered_at" not in self.moves[-1]:
+                self.moves[-1].update(registered_at=now, registration_ms=round((now - bul.sent_at) * 1000, 1))
             log.info("deregistered (at home), %.0f ms after the BU", (now - bul.sent_at) * 1000)
             return
         bul.granted = ba.lifetime * LIFETIME_UNIT
+        if self.moves and "registered_at" not in self.moves[-1]:
+            self.moves[-1].update(registered_at=now, registration_ms=round((now - bul.sent_at) * 1000, 1))
         bul.state, bul.registered_at, bul.ever_registered = "registered", now, True
         log.info("registered %s -> %s for %d s, %.0f ms after the BU", self.hoa, bul.coa, bul.granted,
                  (now - bul.sent_at) * 1000)

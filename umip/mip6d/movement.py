@@ -30,6 +30,7 @@ class Attachment:
     where: str  # "home", "away" or "detached"
     ifname: str | None = None
     coa: str | None = None
+    home_link_address: str | None = None  # at home: an autoconfigured address other than the HoA
 
 
 @dataclass
@@ -129,7 +130,7 @@ class MovementDetector:
         candidates = [a for a in self._addresses.values() if self._up.get(a.ifname)]
         home = [a for a in candidates if ipaddress.IPv6Address(a.address) in self.home_prefix]
         if home:
-            return Attachment("home", home[0].ifname)
+            return Attachment("home", home[0].ifname, home_link_address=home[0].address)
         if not candidates:
             return Attachment("detached")
         best = min(candidates, key=lambda a: (self.preference[a.ifname], -a.order))

@@ -44,3 +44,25 @@ def announce(ifname: str, target: str, count: int = 2) -> None:
             except OSError as err:
                 log.warning("unsolicited NA for %s on %s: %s", target, ifname, err)
                 return
+
+
+def resolve_from(src: str, dst: str, ifname: str) -> None:
+    """Get `dst` into the neighbor cache with a Neighbor Solicitation from `src`.
+
+    A MN back home must not solicit its HA from the HoA: until the HA has
+    processed the deregistration, it routes the HoA into the tunnel, so its
+    answer would leave by the tunnel (RFC 6275 11.5.4 has the MN learn the
+    HA's link-layer address without its HoA). An echo request from another
+    address of the home link makes the kernel solicit from that address."""
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    except OSError as err:
+        log.warning("resolving %s from %s: %s", dst, src, err)
+        return
+    with sock:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+            sock.bind((src, 0))
+            sock.sendto(struct.pack("!BBHHH", 128, 0, 0, 0x6d36, 1), (dst, 0))
+        except OSError as err:
+            log.warning("resolving %s from %s: %s", dst, src, err)
