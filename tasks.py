@@ -15,6 +15,7 @@ from iro_pipeline import bench as bench_mod
 from iro_pipeline import build as build_mod
 from iro_pipeline import checkseries, kconfig, patches, steps, testrun, vm
 from iro_pipeline import source as kernel_sources
+from iro_pipeline.daemon_deb import build_daemon_deb
 from iro_pipeline.errors import PipelineError
 from iro_pipeline.paths import DIST, cache_root
 
@@ -99,8 +100,16 @@ def vm_run(c: Context, kernel: str | None = None, timeout: float = 600, accel: s
 @task(help={"profile": PROFILE_HELP, "source": SOURCE_HELP})
 @one_line_errors
 def build(c: Context, profile: str = "vm", source: str | None = None) -> None:
-    """Build everything iro ships: the patched kernel packages, in dist/."""
+    """Build everything iro ships into dist/: the mip6d package, then the patched kernel packages."""
+    daemon_deb(c)
     kernel_build(c, source=source, profile=profile)
+
+
+@task
+@one_line_errors
+def daemon_deb(c: Context) -> None:
+    """Build the mip6d Debian package (daemon, bundled pyroute2, config, man pages, systemd unit) into dist/."""
+    print(build_daemon_deb(DIST))
 
 
 @task(help={"host_only": "run only the host unit tests (no VM)", "k": "pytest -k expression",
@@ -166,6 +175,8 @@ kernel.add_task(kernel_check_series, "check-series")
 bench = Collection("bench")
 bench.add_task(bench_pipeline, "pipeline")
 bench.add_task(bench_iro, "iro")
+daemon = Collection("daemon")
+daemon.add_task(daemon_deb, "deb")
 vm_ns = Collection("vm")
 vm_ns.add_task(vm_run, "run")
-ns = Collection(build, test, lint, fuzz, clean, kernel, bench, vm_ns)
+ns = Collection(build, test, lint, fuzz, clean, kernel, daemon, bench, vm_ns)

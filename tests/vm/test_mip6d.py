@@ -79,7 +79,13 @@ def _run_moves(lab: ml.MobilityLab, tmp_path: Path, iro: bool) -> None:
             bul2, entry2 = registered(lab, mn, ha, ml.coa(to))
             assert entry2["seq"] == bul2["seq"] == (bul["seq"] + 1) % 65536
         flowing(stream, moved_at)
-        gaps["ar1->ar2" if to == "ar2" else "ar2->home"] = round(stream.gap_around(moved_at) * 1000, 1)
+        move = mn.ctl("status")["moves"][-1]  # type: ignore[index]
+        first_after = min(t for _, t in stream.echoes if t > move["detected_at"])
+        gaps["ar1->ar2" if to == "ar2" else "ar2->home"] = {
+            "gap_ms": round(stream.gap_around(moved_at) * 1000, 1),
+            "new_address_to_traffic_ms": round((first_after - move["detected_at"]) * 1000, 1),
+            "registration_ms": move["registration_ms"],
+        }
     stream.stop()
     report(f"mip6d-gaps-{'iro' if iro else 'classic'}", {"moves": gaps, "sent": stream.sent,
                                                           "echoed": len(stream.echoes)})

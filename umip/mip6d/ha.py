@@ -105,6 +105,8 @@ class HomeAgent:
         k.set_sysctl("net.ipv6.conf.all.forwarding", "1")
         k.set_sysctl(f"net.ipv6.conf.{self.ifname}.proxy_ndp", "1")
         k.add_state(ipsec.ha_wildcard_state(self.mode))
+        if self.config.use_mn_ha_ipsec:
+            k.add_policy(ipsec.ha_unprotected_mh_guard(self.ha))
         for hoa in self.peers:
             if self.config.use_mn_ha_ipsec:
                 reqids = self._signaling_reqids(hoa)

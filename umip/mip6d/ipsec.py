@@ -63,6 +63,13 @@ def esp_signaling_policies(local: str, remote: str, reqid_out: int = 0, reqid_in
     ]
 
 
+def ha_unprotected_mh_guard(ha: str) -> Policy:
+    """MH to the HA from any source needs ESP: a BU outside every configured SA
+    is dropped by the kernel (XfrmInTmplMismatch) before the daemon sees it."""
+    return Policy(Selector(dst=ha, dst_prefix=128, proto=IPPROTO_MH), XFRM_POLICY_IN, [Template()],
+                  priority=PRIO_SIGNALING + 1)
+
+
 # -- mobile node ---------------------------------------------------------------
 def mn_states(mode: Mode, hoa: str, ha: str, coa: str) -> list[State]:
     return [_ro_state(mode, hoa, ha, mode.source_proto, coa), _ro_state(mode, ha, hoa, mode.dest_proto, coa)]

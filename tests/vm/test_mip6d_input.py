@@ -1,0 +1,148 @@
+"""A real mip6d home agent against hand-made Binding Updates: every bad one is
+rejected, the daemon keeps running, and its binding cache does not change."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+
+import mobility_lab as ml
+from mip6d import ipsec
+from mip6d.config import parse_keys
+from mip6d.daemon import bound_to_addresses
+from mip6d.kernel import IFA_F_HOMEADDRESS
+from mip6d.mh import AlternateCareOfAddress, BaStatus, BindingAcknowledgement, BindingUpdate, decode, encode
+from mip6d.xfrm import State
+from netlab import Host, link
+
+HOA2 = "2001:db8:1::20"
+COA = "2001:db8:a1::10"
+SPI_MN2_HA, SPI_HA_MN2 = 0x2100, 0x2101
+IPV6_CHECKSUM = 7
+
+
+def keys(payload: bool = False) -> str:
+    return ml.keys_file(payload) + (
+        f"add {HOA2} {ml.HA} esp {SPI_MN2_HA:#x} -m transport -u 31 -E aes-gcm-16 {ml.KEY};\n"
+        f"add {ml.HA} {HOA2} esp {SPI_HA_MN2:#x} -m transport -u 32 -E aes-gcm-16 {ml.KEY2};\n")
+
+
+def ha_config(iro: bool) -> str:
+    return (f"NodeConfig HA;\nDebugLevel 1;\nUseMnHaIPsec enabled;\nUseMnHaIRO {'enabled' if iro else 'disabled'};\n"
+            f"HaMaxBindingLife 60;\nInterface \"ha0\";\n"
+            f"IPsecPolicySet {{\n    HomeAgentAddress {ml.HA};\n    HomeAddress {ml.HOA}/64;\n"
+            f"    IPsecPolicy HomeRegBinding UseESP {ml.REQ_BU} {ml.REQ_BA};\n}}\n"
+            f"IPsecPolicySet {{\n    HomeAgentAddress {ml.HA};\n    HomeAddress {HOA2}/64;\n"
+            f"    IPsecPolicy HomeRegBinding UseESP 31 32;\n}}\n")
+
+
+def mn_side(mn: Host, mode: ipsec.Mode, hoa: str, reqids: tuple[int, int]) -> None:
+    """What a MN daemon would install for `hoa`, done by hand so the test can forge BUs."""
+    mn.ipr.addr("add", index=mn.ifindex("lo"), address=hoa, prefixlen=128, flags=0x02 | IFA_F_HOMEADDRESS)
+    for policy in ipsec.esp_signaling_policies(hoa, ml.HA, *reqids) + ipsec.mn_sub_policies(mode, hoa, ml.HA):
+        mn.xfrm.add_policy(policy)
+    for state in ipsec.mn_states(mode, hoa, ml.HA, COA):
+        mn.xfrm.add_state(state)
+
+
+def bu(seq: int, lifetime: int = 15, hoa: str = ml.HOA) -> bytes:
+    message = BindingUpdate(seq=seq, lifetime=lifetime, ack=True, home=True,
+                            options=(AlternateCareOfAddress(address=COA),))
+    return encode(message, hoa, ml.HA)
+
+
+def expect_ba(sock: socket.socket, timeout: float = 10) -> BindingAcknowledgement:
+    sock.settimeout(timeout)
+    data, addr = sock.recvfrom(2048)
+    message = decode(data, addr[0], ml.HOA)
+    assert isinstance(message, BindingAcknowledgement)
+    return message
+
+
+def expect_nothing(sock: socket.socket, timeout: float = 2) -> None:
+    sock.settimeout(timeout)
+    with pytest.raises(TimeoutError):
+        sock.recvfrom(2048)
+
+
+@pytest.mark.parametrize("iro", [False, True], ids=["classic", "iro"])
+def test_bad_binding_updates_leave_the_cache_alone(hosts, tmp_path: Path, iro: bool) -> None:
+    mode = ipsec.IRO if iro else ipsec.CLASSIC
+    mn, ha = hosts("mn"), hosts("ha")
+    link(mn, "mn0", ha, "ha0")
+    mn.add_address("mn0", COA)
+    ha.add_address("ha0", ml.HA)
+    mn.add_route(ml.HA, "mn0")
+    ha.add_route("2001:db8:a1::/64", "ha0")
+    states = [bound_to_addresses(s) for s in parse_keys(keys())]
+    for state in states:
+        mn.xfrm.add_state(state)
+    mn_side(mn, mode, ml.HOA, (ml.REQ_BU, ml.REQ_BA))
+    mn_side(mn, mode, HOA2, (31, 32))
+    (tmp_path / "ha.conf").write_text(ha_config(iro))
+    (tmp_path / "ha.keys").write_text(keys())
+    daemon = ml.Daemon(ha, tmp_path / "ha.conf", tmp_path / "ha.keys", tmp_path / "ha.ctl", tmp_path / "ha.log")
+    daemon.start()
+    sock = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
+    sock.bind((ml.HOA, 0))
+    try:
+        # a lifetime above HaMaxBindingLife (4000 s asked, 60 s allowed) is granted at the maximum
+        sock.sendto(bu(10, lifetime=1000), (ml.HA, 0))
+        ba = expect_ba(sock)
+        assert (ba.status, ba.seq, ba.lifetime) == (BaStatus.ACCEPTED, 10, 15)
+        cache = daemon.ctl("bindings")
+        assert [(b["hoa"], b["coa"], b["seq"], b["lifetime"]) for b in cache] == [(ml.HOA, COA, 10, 60)]
+
+        # stale sequence numbers: 135 with the HA's last sequence number
+        for stale in (10, 9, (10 - 20000) % 65536):
+            sock.sendto(bu(stale), (ml.HA, 0))
+            ba = expect_ba(sock)
+            assert (ba.status, ba.seq) == (BaStatus.SEQUENCE_OUT_OF_WINDOW, 10)
+
+        # not under any SA: sent from the CoA in clear, dropped by the HA's kernel
+        before = ha.xfrm_stat()
+        plain = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
+        plain.bind((COA, 0))
+        plain.sendto(encode(BindingUpdate(seq=11, lifetime=15, ack=True, home=True), COA, ml.HA), (ml.HA, 0))
+        plain.close()
+        expect_nothing(sock)
+        assert ha.xfrm_stat()["XfrmInTmplMismatch"] - before["XfrmInTmplMismatch"] == 1
+
+        # malformed: bad checksum (our own, kernel checksumming off), bad header length, truncated option
+        raw = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
+        raw.setsockopt(socket.IPPROTO_IPV6, IPV6_CHECKSUM, -1)
+        raw.bind((ml.HOA, 0))
+        good = bytearray(bu(12))
+        good[4:6] = struct.pack("!H", (int.from_bytes(good[4:6], "big") + 1) & 0xFFFF)
+        raw.sendto(bytes(good), (ml.HA, 0))
+        raw.close()
+        too_long = bytearray(bu(13))
+        too_long[1] += 2  # claims 16 more bytes than sent
+        truncated = bytes([59, 1, 5, 0, 0, 0]) + struct.pack("!HHH", 14, 0x8000 | 0x4000, 15) + bytes([3, 16, 0, 0])
+        for packet in (bytes(too_long), truncated):
+            sock.sendto(packet, (ml.HA, 0))
+        expect_nothing(sock)
+        assert daemon.ctl("status")["malformed"] == 1  # only the truncated option reaches the daemon
+
+        # a BU for HoA2 protected by HoA1's SA (same SPI and key, forged on the MN)
+        sa1 = next(s for s in states if s.spi == ml.SPI_MN_HA)
+        mn.xfrm.delete_state(sa1.dst, sa1.spi, sa1.proto, sa1.src)
+        forged = State(HOA2, ml.HA, spi=sa1.spi, reqid=31, aead=sa1.aead, selector=sa1.selector)
+        mn.xfrm.delete_state(ml.HA, SPI_MN2_HA, 50, HOA2)
+        mn.xfrm.add_state(forged)
+        sock2 = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
+        sock2.bind((HOA2, 0))
+        sock2.sendto(bu(1, hoa=HOA2), (ml.HA, 0))
+        expect_nothing(sock2)
+        sock2.close()
+
+        assert daemon.proc is not None and daemon.proc.poll() is None
+        cache = daemon.ctl("bindings")
+        assert [(b["hoa"], b["coa"], b["seq"], b["lifetime"]) for b in cache] == [(ml.HOA, COA, 10, 60)]
+    finally:
+        sock.close()
+        assert daemon.stop() == 0
+        print(daemon.log.read_text()[-3000:])
