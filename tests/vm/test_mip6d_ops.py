@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -112,3 +113,68 @@ def test_mip6d_ctl_prints_the_binding_cache(hosts, tmp_path: Path) -> None:
     finally:
         sock.close()
         assert daemon.stop() == 0
+
+
+def _mn_config(lifetime: int) -> str:
+    return (f"NodeConfig MN;\nDebugLevel 1;\nUseMnHaIPsec enabled;\nUseMnHaIRO enabled;\n"
+            f"MnMaxHaBindingLife {lifetime};\nInterface \"mn0\";\n"
+            f"MnHomeLink \"mn0\" {{\n    HomeAgentAddress {ml.HA};\n    HomeAddress {ml.HOA}/64;\n}}\n"
+            f"IPsecPolicySet {{\n    HomeAgentAddress {ml.HA};\n    HomeAddress {ml.HOA}/64;\n"
+            f"    IPsecPolicy HomeRegBinding UseESP {ml.REQ_BU} {ml.REQ_BA};\n}}\n")
+
+
+def _pair(hosts, tmp_path: Path, lifetime: int):  # type: ignore[no-untyped-def]
+    mn, ha = hosts("mn"), hosts("ha")
+    link(mn, "mn0", ha, "ha0")
+    mn.add_address("mn0", COA)
+    ha.add_address("ha0", ml.HA)
+    mn.add_route(ml.HA, "mn0")
+    ha.add_route("2001:db8:a1::/64", "ha0")
+    for name, text in (("mn.conf", _mn_config(lifetime)), ("ha.conf", ha_config(True)), ("keys", keys())):
+        (tmp_path / name).write_text(text)
+    mn_daemon = ml.Daemon(mn, tmp_path / "mn.conf", tmp_path / "keys", tmp_path / "mn.ctl", tmp_path / "mn.log")
+    ha_daemon = ml.Daemon(ha, tmp_path / "ha.conf", tmp_path / "keys", tmp_path / "ha.ctl", tmp_path / "ha.log")
+    return mn, ha, mn_daemon, ha_daemon
+
+
+def test_mn_retransmits_with_exponential_backoff(hosts, tmp_path: Path) -> None:
+    """No home agent answers: BUs at 0, 1.5, 4.5, 10.5 s (RFC 6275 11.8, InitialBindackTimeoutFirstReg)."""
+    from scapy.layers.ipsec import ESP
+
+    from netlab import Capture
+
+    mn, _ha, mn_daemon, _ = _pair(hosts, tmp_path, lifetime=60)
+    capture = Capture(mn, "mn0", tmp_path / "bu.pcap", bpf="ip6 and src host " + COA)
+    mn_daemon.start()
+    try:
+        time.sleep(12)
+    finally:
+        assert mn_daemon.stop() == 0
+    bus = [p for p in capture.stop() if p.haslayer(ESP) and p[ESP].spi == ml.SPI_MN_HA]
+    times = [float(p.time) for p in bus]
+    intervals = [round(b - a, 2) for a, b in itertools.pairwise(times)]
+    assert len(intervals) >= 3, intervals
+    for got, want in zip(intervals, (1.5, 3.0, 6.0), strict=False):
+        assert abs(got - want) < 0.4, intervals
+
+
+def test_mn_refreshes_and_ha_expires_a_silent_binding(hosts, tmp_path: Path) -> None:
+    _mn, ha, mn_daemon, ha_daemon = _pair(hosts, tmp_path, lifetime=8)
+    ha_daemon.start()
+    mn_daemon.start()
+    try:
+        first = ml.wait_for(lambda: ha_daemon.ctl("bindings"), 30, "the first registration")[0]
+        assert (first["seq"], first["lifetime"]) == (1, 8)
+        # refreshed before the lifetime ends, without any move
+        refreshed = ml.wait_for(lambda: [b for b in ha_daemon.ctl("bindings") if b["seq"] == 2], 12, "a refresh")
+        assert refreshed[0]["coa"] == COA
+        assert ha.run("ip", "-6", "neigh", "show", "proxy").strip().startswith(ml.HOA)
+        assert "mip6ha" in ha.run("ip", "-o", "link")
+        # the MN dies without deregistering: the HA drops the binding and its kernel state on expiry
+        mn_daemon.stop(sig=9)
+        ml.wait_for(lambda: not ha_daemon.ctl("bindings"), 15, "the binding to expire")
+        assert ha.run("ip", "-6", "neigh", "show", "proxy").strip() == ""
+        assert "mip6ha" not in ha.run("ip", "-o", "link")
+        assert ml.HOA not in ha.run("ip", "-6", "route")
+    finally:
+        assert ha_daemon.stop() == 0

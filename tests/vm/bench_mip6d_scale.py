@@ -1,0 +1,510 @@
+"""Home agent scale: one real mip6d home agent serving N home addresses, and a
+simulator of N mobile nodes sending real Binding Updates over real SAs.
+
+    namespace HA                           namespace SIM (access router + N MNs)
+    ha0 2001:db8:1::1/64  ---- veth ----   sim0 2001:db8:1::fe/64
+    2001:db8:a1::/64 via 2001:db8:1::fe    lo: HoA_i 2001:db8:1::1:i/128 (HOMEADDRESS, NODAD)
+                                           lo: CoA_i 2001:db8:a1::1:i/128 (one per MN)
+
+Each simulated MN has its own care-of address, behind the simulator acting as
+the access router, as N real MNs on a visited network would be: the HA keeps
+one neighbour (the router) and N ip6ip6 tunnels with distinct remotes.
+
+The simulator holds, per HoA, what a mobile node daemon installs
+(test_mip6d_input.mn_side): the HoA on lo, the two ESP transport SAs of the
+keys file, the ESP signaling policies, the mode's sub-policies and its two
+route-optimization states (HAO/RH2 or IRO_SRC/IRO_DST) with the CoA. It sends
+BUs (ack + home, Alternate CoA) from the HoA on one raw MH socket, the source
+chosen per packet with IPV6_PKTINFO, keeps a window of BUs outstanding and
+counts the BAs. The home agent gets nothing but its configuration and keys
+file: every binding costs it the full per-binding work (RO state, tunnel,
+route, proxy ND with unsolicited NAs)."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench_mip6d_netlink import (
+    NETLINK_ROUTE,
+    NETLINK_XFRM,
+    P_COA,
+    P_HOA,
+    P_SPI,
+    BatchSocket,
+    newaddr,
+    policy_template,
+    state_template,
+)
+from pyroute2 import netns
+
+from mip6d import ipsec
+from mip6d.config import parse_keys
+from mip6d.daemon import bound_to_addresses
+from mip6d.kernel import IFA_F_HOMEADDRESS, IFA_F_NODAD
+from mip6d.mh import AlternateCareOfAddress, BindingAcknowledgement, BindingUpdate, MhError, decode, encode
+from netlab import Host, link
+
+HA = "2001:db8:1::1"
+SIM_RTR = "2001:db8:1::fe"
+COA_PREFIX = "2001:db8:a1::/64"
+REQID_TOHA, REQID_TOMN = 1, 2
+SPI_TOHA, SPI_TOMN = 0x100000, 0x200000
+KEY = "0x" + bytes(range(20)).hex()
+KEY2 = "0x" + bytes(range(20, 40)).hex()
+LIFETIME = 3600  # s: no binding expires during a run
+REPO = Path(__file__).resolve().parents[2]
+MEMINFO_KEYS = ("MemFree", "MemAvailable", "Slab", "SReclaimable", "SUnreclaim", "Percpu", "VmallocUsed",
+                "KernelStack", "PageTables")
+
+
+def hoa(i: int) -> str:
+    return str(ipaddress.IPv6Address("2001:db8:1::1:0") + i)
+
+
+def coa(i: int) -> str:
+    return str(ipaddress.IPv6Address("2001:db8:a1::1:0") + i)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] scale: {message}", flush=True)
+
+
+# -- configuration ---------------------------------------------------------------
+def ha_config(n: int, iro: bool) -> str:
+    homes = "".join(f"    HomeAddress {hoa(i)}/64;\n" for i in range(n))
+    return (f"NodeConfig HA;\nDebugLevel 0;\nUseMnHaIPsec enabled;\nUseMnHaIRO {'enabled' if iro else 'disabled'};\n"
+            f"HaMaxBindingLife {LIFETIME};\nInterface \"ha0\";\n"
+            f"IPsecPolicySet {{\n    HomeAgentAddress {HA};\n{homes}"
+            f"    IPsecPolicy HomeRegBinding UseESP {REQID_TOHA} {REQID_TOMN};\n}}\n")
+
+
+def key_lines(i: int) -> str:
+    """The two ESP transport SAs of mobile node i, as on both ends. The reqids are
+    those of the one IPsecPolicySet (shared by all HoAs: the SA addresses tell them
+    apart); the SPIs are unique."""
+    h = hoa(i)
+    return (f"add {h} {HA} esp {SPI_TOHA + i:#x} -m transport -u {REQID_TOHA} -E aes-gcm-16 {KEY};\n"
+            f"add {HA} {h} esp {SPI_TOMN + i:#x} -m transport -u {REQID_TOMN} -E aes-gcm-16 {KEY2};\n")
+
+
+def keys_file(n: int) -> str:
+    return "".join(key_lines(i) for i in range(n))
+
+
+# -- measurements -------------------------------------------------------------------
+def meminfo() -> dict[str, int]:
+    """Selected /proc/meminfo fields in KiB (the whole guest)."""
+    values = {}
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in MEMINFO_KEYS:
+            values[name] = int(rest.split()[0])
+    return values
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system time of the whole process (all threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def find_daemon_pid(pid: int) -> int:
+    """`ip netns exec` execs the command; if it forked, find the python child."""
+    for _ in range(50):
+        with contextlib.suppress(OSError):
+            if b"mip6d" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+            for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+                if b"mip6d" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    return int(child)
+        time.sleep(0.1)
+    raise RuntimeError(f"no mip6d process under {pid}")
+
+
+def xfrm_counts(host: Host) -> tuple[int, int]:
+    """(SAs, policies) in a namespace, from SADINFO/SPDINFO."""
+    states = policies = 0
+    out = host.run("ip", "-6", "xfrm", "state", "count", check=False)
+    with contextlib.suppress(ValueError, IndexError):
+        states = int(out.split()[-1])
+    out = host.run("ip", "-6", "xfrm", "policy", "count", check=False)
+    for line in out.splitlines():  # "SPD IN  N count ..." lines: sum the counts
+        words = line.split()
+        if "count" in words:
+            with contextlib.suppress(ValueError, IndexError):
+                policies += int(words[words.index("count") + 1].rstrip(","))
+    return states, policies
+
+
+# -- the home agent -----------------------------------------------------------------
+@dataclass
+class HaProcess:
+    host: Host
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None = None
+    pid: int = 0
+
+    @property
+    def control(self) -> Path:
+        return self.workdir / "ha.ctl"
+
+    @property
+    def logfile(self) -> Path:
+        return self.workdir / "ha.log"
+
+    def start(self, deadline: float, progress: list[dict[str, float]]) -> float | None:
+        """Start mip6d and wait for its control socket; None if `deadline` came first."""
+        env = {**os.environ, "PYTHONPATH": str(REPO / "umip")}
+        started = time.monotonic()
+        with self.logfile.open("ab") as out:
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.host.name, sys.executable, "-m", "mip6d", "-c",
+                 str(self.workdir / "ha.conf"), "--keys", str(self.workdir / "ha.keys"), "--control",
+                 str(self.control), "--foreground"], stdout=out, stderr=out, env=env)
+        self.pid = find_daemon_pid(self.proc.pid)
+        last_poll = 0.0
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mip6d exited with {self.proc.returncode}: {self.log_tail()}")
+            if self.control.exists():
+                with contextlib.suppress(OSError, ValueError):
+                    self.ctl("status")
+                    return time.monotonic() - started
+            now = time.monotonic()
+            if now - last_poll >= 10:
+                last_poll = now
+                states, policies = xfrm_counts(self.host)
+                progress.append({"t": round(now - started, 1), "states": states, "policies": policies,
+                                 "cpu_s": round(cpu_seconds(self.pid), 1), "rss_kib": rss_kib(self.pid)})
+                log(f"  HA starting: {now - started:6.0f} s, {states} SAs, {policies} policies in its kernel, "
+                    f"{cpu_seconds(self.pid):.0f} CPU s")
+            time.sleep(0.2)
+        return None
+
+    def ctl(self, command: str, timeout: float = 5.0) -> Any:
+        from mip6d.ctl import request
+
+        answer = request(str(self.control), command, timeout=timeout)
+        if not answer.get("ok"):
+            raise RuntimeError(f"mip6d-ctl {command}: {answer}")
+        return answer[command]
+
+    def stop(self, timeout: float) -> float | None:
+        """SIGTERM (the daemon unwinds everything it installed); seconds taken, or
+        None if it had not finished after `timeout` (then SIGKILL)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+            return time.monotonic() - started
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=60)
+            return None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=60)
+
+    def log_tail(self, size: int = 3000) -> str:
+        return self.logfile.read_text(errors="replace")[-size:] if self.logfile.exists() else ""
+
+
+# -- the simulator ------------------------------------------------------------------
+@dataclass
+class Round:
+    """One Binding Update per mobile node, pipelined."""
+
+    n: int
+    wall_s: float = 0.0
+    accepted: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    retransmissions: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    complete: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms)
+        return {
+            "bus": self.n, "answered": sum(self.statuses.values()), "accepted_status_0": self.accepted,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())}, "complete": self.complete,
+            "retransmissions": self.retransmissions, "wall_s": round(self.wall_s, 2),
+            "rate_per_s": round(self.accepted / self.wall_s, 1) if self.wall_s else 0.0,
+            "bu_to_ba_ms_median": round(statistics.median(lat), 1) if lat else None,
+            "bu_to_ba_ms_p95": round(lat[int(len(lat) * 0.95) - 1], 1) if len(lat) >= 20 else None,
+        }
+
+
+class Simulator:
+    def __init__(self, host: Host, n: int, mode: ipsec.Mode) -> None:
+        self.host = host
+        self.n = n
+        self.mode = mode
+        self.hoas = [ipaddress.IPv6Address(hoa(i)).packed for i in range(n)]
+        self.index = {h: i for i, h in enumerate(self.hoas)}
+        self.sock: socket.socket | None = None
+
+    def setup(self) -> dict[str, Any]:
+        """Addresses, SAs, states and policies of N mobile nodes; timed per kind."""
+        timings: dict[str, Any] = {}
+        started = time.monotonic()
+        rtnl = BatchSocket(netns.create_socket(self.host.name, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE))
+        lo = self.host.ifindex("lo")
+        rtnl.send_all(newaddr(lo, hoa(i), 128, IFA_F_NODAD | IFA_F_HOMEADDRESS) for i in range(self.n))
+        rtnl.send_all(newaddr(lo, coa(i), 128, IFA_F_NODAD) for i in range(self.n))
+        rtnl.close()
+        timings["addresses_s"] = round(time.monotonic() - started, 2)
+
+        t = time.monotonic()
+        p_hoa, p_coa = str(ipaddress.IPv6Address(P_HOA)), str(ipaddress.IPv6Address(P_COA))
+        toha, tomn = (bound_to_addresses(s) for s in parse_keys(
+            f"add {p_hoa} {HA} esp {P_SPI:#x} -m transport -u {REQID_TOHA} -E aes-gcm-16 {KEY};\n"
+            f"add {HA} {p_hoa} esp {P_SPI:#x} -m transport -u {REQID_TOMN} -E aes-gcm-16 {KEY2};\n"))
+        sa_templates = [(state_template(toha), SPI_TOHA), (state_template(tomn), SPI_TOMN)]
+        ro_templates = [state_template(s) for s in ipsec.mn_states(self.mode, p_hoa, HA, p_coa)]
+        pol_templates = [policy_template(p) for p in (ipsec.esp_signaling_policies(p_hoa, HA, REQID_TOHA, REQID_TOMN)
+                                                      + ipsec.mn_sub_policies(self.mode, p_hoa, HA))]
+        xfrm = BatchSocket(netns.create_socket(self.host.name, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_XFRM))
+        coas = [ipaddress.IPv6Address(coa(i)).packed for i in range(self.n)]
+        xfrm.send_all(tmpl.render(h, spi=base + i) for i, h in enumerate(self.hoas) for tmpl, base in sa_templates)
+        timings["esp_sas_s"] = round(time.monotonic() - t, 2)
+        t = time.monotonic()
+        xfrm.send_all(tmpl.render(h, c) for h, c in zip(self.hoas, coas, strict=True) for tmpl in ro_templates)
+        timings["ro_states_s"] = round(time.monotonic() - t, 2)
+        t = time.monotonic()
+        xfrm.send_all(tmpl.render(h) for h in self.hoas for tmpl in pol_templates)
+        timings["policies_s"] = round(time.monotonic() - t, 2)
+        xfrm.close()
+        timings["total_s"] = round(time.monotonic() - started, 2)
+        states, policies = xfrm_counts(self.host)
+        timings["kernel_objects"] = {"addresses": 2 * self.n, "states": states, "policies": policies}
+
+        self.sock = netns.create_socket(self.host.name, socket.AF_INET6, socket.SOCK_RAW, 135)
+        self.sock.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE: no BA lost here
+        self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        self.sock.setblocking(False)
+        return timings
+
+    def _bu(self, i: int, seq: int) -> bytes:
+        message = BindingUpdate(seq=seq, lifetime=LIFETIME // 4, ack=True, home=True,
+                                options=(AlternateCareOfAddress(address=coa(i)),))
+        return encode(message, hoa(i), HA)
+
+    def run_round(self, seq: int, window: int, deadline: float, rto: float = 15.0) -> Round:
+        """Send BU `seq` for every MN, at most `window` outstanding; stop at `deadline`."""
+        assert self.sock is not None
+        sock = self.sock
+        bus = [self._bu(i, seq) for i in range(self.n)]  # encoded before the clock starts
+        cmsgs = [[(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, h + bytes(4))] for h in self.hoas]
+        result = Round(self.n)
+        outstanding: dict[int, float] = {}
+        first_sent: dict[int, float] = {}
+        done = 0
+        next_i = 0
+        last_report = started = time.monotonic()
+
+        def send(i: int) -> None:
+            with contextlib.suppress(BlockingIOError):  # a full queue counts as a loss: resent after rto
+                sock.sendmsg([bus[i]], cmsgs[i], 0, (HA, 0))
+            outstanding[i] = time.monotonic()
+
+        while done < self.n:
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            while len(outstanding) < window and next_i < self.n:
+                send(next_i)
+                first_sent[next_i] = outstanding[next_i]
+                next_i += 1
+            select.select([sock], [], [], 0.2)
+            while True:
+                try:
+                    data, ancdata, _flags, addr = sock.recvmsg(2048, 256)
+                except (BlockingIOError, InterruptedError):
+                    break
+                got = time.monotonic()
+                dst = next((v[:16] for lvl, kind, v in ancdata
+                            if lvl == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO), None)
+                i = self.index.get(dst) if dst else None
+                if i is None or i not in outstanding:
+                    continue
+                try:
+                    ba = decode(data, addr[0], hoa(i), verify_checksum=False)
+                except MhError:
+                    continue
+                if not isinstance(ba, BindingAcknowledgement) or (ba.seq != seq and ba.status != 135):
+                    continue
+                del outstanding[i]
+                done += 1
+                result.statuses[ba.status] = result.statuses.get(ba.status, 0) + 1
+                if ba.status == 0:
+                    result.accepted += 1
+                result.latencies_ms.append((got - first_sent[i]) * 1000)
+            now = time.monotonic()
+            for i, sent_at in list(outstanding.items()):
+                if now - sent_at > rto:
+                    result.retransmissions += 1
+                    send(i)
+            if now - last_report >= 15:
+                last_report = now
+                log(f"  seq {seq}: {done}/{self.n} answered after {now - started:.0f} s "
+                    f"({done / (now - started):.0f}/s), {result.retransmissions} retransmitted")
+        result.wall_s = time.monotonic() - started
+        result.complete = done == self.n
+        return result
+
+    def close(self) -> None:
+        if self.sock:
+            self.sock.close()
+
+
+# -- one size ----------------------------------------------------------------------
+def run(n: int, iro: bool, budget: float, window: int, workdir: Path) -> dict[str, Any]:
+    """Everything for N mobile nodes in one mode, within `budget` seconds."""
+    mode = ipsec.IRO if iro else ipsec.CLASSIC
+    deadline = time.monotonic() + budget
+    workdir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"n": n, "mode": mode.name, "budget_s": budget, "window": window,
+                              "coa": "distinct per MN (behind the simulator as access router)"}
+    tag = f"{'i' if iro else 'c'}{n}"
+    ha_host = sim_host = None
+    ha: HaProcess | None = None
+    sim: Simulator | None = None
+    try:
+        ha_host, sim_host = Host(f"bsha{tag}"), Host(f"bssim{tag}")
+        link(ha_host, "ha0", sim_host, "sim0")
+        ha_host.add_address("ha0", HA)
+        sim_host.add_address("sim0", SIM_RTR)
+        ha_host.add_route(COA_PREFIX, "ha0", gateway=SIM_RTR)
+        ha_host.sysctl("net.ipv6.conf.ha0.accept_ra", "0")
+
+        t = time.monotonic()
+        (workdir / "ha.conf").write_text(ha_config(n, iro))
+        (workdir / "ha.keys").write_text(keys_file(n))
+        result["config_bytes"] = (workdir / "ha.conf").stat().st_size + (workdir / "ha.keys").stat().st_size
+        result["config_write_s"] = round(time.monotonic() - t, 2)
+
+        log(f"N={n} {mode.name}: simulator setup ({n} HoAs, CoAs, {2 * n} ESP SAs, RO states, policies)")
+        sim = Simulator(sim_host, n, mode)
+        result["sim_setup"] = sim.setup()
+        log(f"  simulator ready in {result['sim_setup']['total_s']} s: {result['sim_setup']['kernel_objects']}")
+
+        mem_before_ha = meminfo()
+        ha = HaProcess(ha_host, workdir)
+        progress: list[dict[str, float]] = []
+        log(f"N={n} {mode.name}: starting the home agent ({n} home addresses, {2 * n} SAs in its keys file)")
+        startup = ha.start(deadline, progress)
+        result["ha_start_progress"] = progress
+        if startup is None:
+            states, policies = xfrm_counts(ha_host)
+            result["ha_startup"] = {"complete": False, "after_s": round(budget, 1), "states": states,
+                                    "policies": policies, "expected_states": 2 * n + 1,
+                                    "expected_policies": 4 * n + 1, "cpu_s": round(cpu_seconds(ha.pid), 1)}
+            log(f"  HA not ready within the budget: {states}/{2 * n + 1} SAs, {policies}/{4 * n + 1} policies")
+            return result
+        states, policies = xfrm_counts(ha_host)
+        result["ha_startup"] = {"complete": True, "seconds": round(startup, 2), "cpu_s": round(cpu_seconds(ha.pid), 2),
+                                "states": states, "policies": policies}
+        time.sleep(2)  # let the start-up settle (allocator, late frees)
+        mem0, rss0, cpu0 = meminfo(), rss_kib(ha.pid), cpu_seconds(ha.pid)
+        result["ha_startup"]["rss_kib"] = rss0
+        result["ha_startup"]["kernel_slab_delta_kib"] = mem0["Slab"] - mem_before_ha["Slab"]
+        log(f"  HA ready in {startup:.1f} s ({result['ha_startup']['cpu_s']} CPU s), RSS {rss0} KiB, "
+            f"kernel: {states} SAs, {policies} policies")
+
+        log(f"N={n} {mode.name}: first registrations, window {window}")
+        first = sim.run_round(1, window, deadline)
+        time.sleep(1)
+        mem1, rss1, cpu1 = meminfo(), rss_kib(ha.pid), cpu_seconds(ha.pid)
+        status = ha.ctl("status", timeout=120)
+        result["registration"] = {**first.summary(), "ha_cpu_s": round(cpu1 - cpu0, 2),
+                                  "ha_cpu_ms_per_bu": round((cpu1 - cpu0) * 1000 / max(1, first.accepted), 2),
+                                  "ha_bindings": status["bindings"], "ha_stats": {
+                                      k: status[k] for k in ("bu", "ba", "rejected", "malformed")}}
+        bound = max(1, status["bindings"])
+        result["memory"] = {
+            "bindings": status["bindings"],
+            "ha_rss_kib_before": rss0, "ha_rss_kib_after": rss1,
+            "user_bytes_per_binding": round((rss1 - rss0) * 1024 / bound),
+            "kernel_slab_bytes_per_binding": round((mem1["Slab"] - mem0["Slab"]) * 1024 / bound),
+            "kernel_percpu_bytes_per_binding": round((mem1["Percpu"] - mem0["Percpu"]) * 1024 / bound),
+            "kernel_vmalloc_bytes_per_binding": round((mem1["VmallocUsed"] - mem0["VmallocUsed"]) * 1024 / bound),
+            "memfree_drop_bytes_per_binding": round((mem0["MemFree"] - mem1["MemFree"]) * 1024 / bound),
+            "meminfo_before_kib": mem0, "meminfo_after_kib": mem1,
+        }
+        r = result["registration"]
+        log(f"  {r['accepted_status_0']}/{n} accepted in {r['wall_s']} s: {r['rate_per_s']} bindings/s, "
+            f"HA {r['ha_cpu_ms_per_bu']} CPU ms per BU; RSS {rss0} -> {rss1} KiB, "
+            f"Slab {mem0['Slab']} -> {mem1['Slab']} KiB")
+        if not first.complete:
+            return result
+
+        log(f"N={n} {mode.name}: refreshes (same CoA, next sequence number)")
+        refresh = sim.run_round(2, window, deadline)
+        cpu2, rss2 = cpu_seconds(ha.pid), rss_kib(ha.pid)
+        result["refresh"] = {**refresh.summary(), "ha_cpu_s": round(cpu2 - cpu1, 2),
+                             "ha_cpu_ms_per_bu": round((cpu2 - cpu1) * 1000 / max(1, refresh.accepted), 2),
+                             "ha_rss_kib_after": rss2}
+        r = result["refresh"]
+        log(f"  {r['accepted_status_0']}/{n} refreshed in {r['wall_s']} s: {r['rate_per_s']} BU/s, "
+            f"HA {r['ha_cpu_ms_per_bu']} CPU ms per BU")
+
+        t = time.monotonic()
+        bindings = ha.ctl("bindings", timeout=300)
+        result["ctl_bindings_s"] = round(time.monotonic() - t, 2)
+        expected = {hoa(i): coa(i) for i in range(n)}
+        good = sum(1 for b in bindings if expected.get(b["hoa"]) == b["coa"]
+                   and b["seq"] == (2 if refresh.complete else b["seq"]))
+        result["check"] = {"ctl_bindings": len(bindings), "matching": good,
+                           "ok": len(bindings) == n and good == n}
+        log(f"  mip6d-ctl bindings: {len(bindings)} entries, {good} with the right CoA and sequence "
+            f"({result['ctl_bindings_s']} s)")
+    except Exception as err:  # report what we have
+        result["error"] = f"{type(err).__name__}: {err}"
+        log(f"  error: {result['error']}")
+        if ha is not None:
+            result["ha_log_tail"] = ha.log_tail()
+    finally:
+        if ha is not None:
+            # the daemon's own clean shutdown (unwinding every object) is timed when the budget allows
+            left = deadline - time.monotonic()
+            shutdown = ha.stop(timeout=max(5.0, min(left, 600.0))) if ha.proc and ha.proc.poll() is None else None
+            result["ha_shutdown_s"] = round(shutdown, 1) if shutdown is not None else None
+            ha.kill()
+            if "error" in result or not result.get("check", {}).get("ok", True):
+                result.setdefault("ha_log_tail", ha.log_tail())
+        if sim is not None:
+            sim.close()
+        for host in (ha_host, sim_host):
+            if host is not None:
+                host.close()
+    return result
+
+
+if __name__ == "__main__":  # a quick manual run: N [iro|classic]
+    size = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    out = run(size, (sys.argv[2] if len(sys.argv) > 2 else "iro") == "iro", 900, 32, Path(f"/tmp/bench-scale-{size}"))
+    print(json.dumps(out, indent=2))
