@@ -105,7 +105,7 @@ class Daemon:
                 ["ip", "netns", "exec", self.host.name, sys.executable, "-m", "mip6d", "-c", str(self.config),
                  "--keys", str(self.keys), "--control", str(self.control), "--foreground", *extra],
                 stdout=log, stderr=log, env=env)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # Python's imports are slow under TCG on a loaded host
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mip6d exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")

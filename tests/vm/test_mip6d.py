@@ -65,6 +65,7 @@ def _run_moves(lab: ml.MobilityLab, tmp_path: Path, iro: bool) -> None:
     # the binding cache matches what the MN sent: sequence number, lifetime granted at the HA's maximum
     assert entry["seq"] == bul["seq"] and entry["lifetime"] == bul["lifetime"] == 60
     assert 0 < entry["lifetime_left"] <= 60
+    _check_tunnel_sas(lab, ml.coa("ar1"))
     stream = ml.UdpStream(lab.cn, lab.mn)
     stream.start()
     flowing(stream, 0)
@@ -78,6 +79,7 @@ def _run_moves(lab: ml.MobilityLab, tmp_path: Path, iro: bool) -> None:
         else:
             bul2, entry2 = registered(lab, mn, ha, ml.coa(to))
             assert entry2["seq"] == bul2["seq"] == (bul["seq"] + 1) % 65536
+            _check_tunnel_sas(lab, ml.coa(to))
         flowing(stream, moved_at)
         move = mn.ctl("status")["moves"][-1]  # type: ignore[index]
         first_after = min(t for _, t in stream.echoes if t > move["detected_at"])
@@ -96,6 +98,14 @@ def _run_moves(lab: ml.MobilityLab, tmp_path: Path, iro: bool) -> None:
     _check_clean(lab, before)
 
 
+def _check_tunnel_sas(lab: ml.MobilityLab, coa: str) -> None:
+    """TunnelPayload SAs were MIGRATEd to the CoA on both nodes, SPIs unchanged."""
+    for host in (lab.mn, lab.ha):
+        out = host.xfrm.get_state(ml.HA, ml.SPI_TNL_TOHA)
+        back = host.xfrm.get_state(coa, ml.SPI_TNL_TOMN)
+        assert (out.src, out.dst, back.src, back.dst) == (coa, ml.HA, ml.HA, coa), host.name
+
+
 def _check_wire(packets: dict[str, PacketList], iro: bool) -> None:
     for name, plist in packets.items():
         coa = ml.coa(name)
@@ -103,6 +113,8 @@ def _check_wire(packets: dict[str, PacketList], iro: bool) -> None:
         bus = [p for p in esp if p[ESP].spi == ml.SPI_MN_HA and p[IPv6].src == coa]
         bas = [p for p in esp if p[ESP].spi == ml.SPI_HA_MN and p[IPv6].dst == coa]
         assert bus and bas, f"{name}: no ESP-protected BU or BA from/to {coa}"
+        tunnelled = {p[ESP].spi for p in esp if coa in (p[IPv6].src, p[IPv6].dst)} - {ml.SPI_MN_HA, ml.SPI_HA_MN}
+        assert tunnelled == {ml.SPI_TNL_TOHA, ml.SPI_TNL_TOMN}, f"{name}: payload SPIs {tunnelled}"
         for pkt in bus + bas:
             assert ml.HA in (pkt[IPv6].src, pkt[IPv6].dst)
         if iro:
