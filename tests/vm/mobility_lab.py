@@ -210,6 +210,20 @@ def build(hosts, workdir: Path, iro: bool, payload: bool = True) -> MobilityLab:
     return lab
 
 
+DIRECT_COA = "2001:db8:a1::10"
+
+
+def direct_pair(hosts) -> tuple[Host, Host]:  # type: ignore[no-untyped-def]
+    """A MN and its HA on one link, the MN at DIRECT_COA: for tests of one exchange."""
+    mn, ha = hosts("mn"), hosts("ha")
+    link(mn, "mn0", ha, "ha0")
+    mn.add_address("mn0", DIRECT_COA)
+    ha.add_address("ha0", HA)
+    mn.add_route(HA, "mn0")
+    ha.add_route("2001:db8:a1::/64", "ha0")
+    return mn, ha
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -16,10 +16,10 @@ from mip6d.daemon import bound_to_addresses
 from mip6d.kernel import IFA_F_HOMEADDRESS
 from mip6d.mh import AlternateCareOfAddress, BaStatus, BindingAcknowledgement, BindingUpdate, decode, encode
 from mip6d.xfrm import State
-from netlab import Host, link
+from netlab import Host
 
 HOA2 = "2001:db8:1::20"
-COA = "2001:db8:a1::10"
+COA = ml.DIRECT_COA
 SPI_MN2_HA, SPI_HA_MN2 = 0x2100, 0x2101
 IPV6_CHECKSUM = 7
 
@@ -48,6 +48,21 @@ def mn_side(mn: Host, mode: ipsec.Mode, hoa: str, reqids: tuple[int, int]) -> No
         mn.xfrm.add_state(state)
 
 
+def ha_lab(hosts, tmp_path: Path, iro: bool):  # type: ignore[no-untyped-def]
+    """A HA daemon and, by hand, a MN able to send it BUs from HOA through its SA."""
+    mn, ha = ml.direct_pair(hosts)
+    for state in parse_keys(keys()):
+        mn.xfrm.add_state(bound_to_addresses(state))
+    mn_side(mn, ipsec.IRO if iro else ipsec.CLASSIC, ml.HOA, (ml.REQ_BU, ml.REQ_BA))
+    (tmp_path / "ha.conf").write_text(ha_config(iro))
+    (tmp_path / "ha.keys").write_text(keys())
+    daemon = ml.Daemon(ha, tmp_path / "ha.conf", tmp_path / "ha.keys", tmp_path / "ha.ctl", tmp_path / "ha.log")
+    daemon.start()
+    sock = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
+    sock.bind((ml.HOA, 0))
+    return mn, ha, daemon, sock
+
+
 def bu(seq: int, lifetime: int = 15, hoa: str = ml.HOA) -> bytes:
     message = BindingUpdate(seq=seq, lifetime=lifetime, ack=True, home=True,
                             options=(AlternateCareOfAddress(address=COA),))
@@ -71,23 +86,9 @@ def expect_nothing(sock: socket.socket, timeout: float = 2) -> None:
 @pytest.mark.parametrize("iro", [False, True], ids=["classic", "iro"])
 def test_bad_binding_updates_leave_the_cache_alone(hosts, tmp_path: Path, iro: bool) -> None:
     mode = ipsec.IRO if iro else ipsec.CLASSIC
-    mn, ha = hosts("mn"), hosts("ha")
-    link(mn, "mn0", ha, "ha0")
-    mn.add_address("mn0", COA)
-    ha.add_address("ha0", ml.HA)
-    mn.add_route(ml.HA, "mn0")
-    ha.add_route("2001:db8:a1::/64", "ha0")
-    states = [bound_to_addresses(s) for s in parse_keys(keys())]
-    for state in states:
-        mn.xfrm.add_state(state)
-    mn_side(mn, mode, ml.HOA, (ml.REQ_BU, ml.REQ_BA))
+    mn, ha, daemon, sock = ha_lab(hosts, tmp_path, iro)
     mn_side(mn, mode, HOA2, (31, 32))
-    (tmp_path / "ha.conf").write_text(ha_config(iro))
-    (tmp_path / "ha.keys").write_text(keys())
-    daemon = ml.Daemon(ha, tmp_path / "ha.conf", tmp_path / "ha.keys", tmp_path / "ha.ctl", tmp_path / "ha.log")
-    daemon.start()
-    sock = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
-    sock.bind((ml.HOA, 0))
+    states = [bound_to_addresses(s) for s in parse_keys(keys())]
     try:
         # a lifetime above HaMaxBindingLife (4000 s asked, 60 s allowed) is granted at the maximum
         sock.sendto(bu(10, lifetime=1000), (ml.HA, 0))

@@ -5,19 +5,15 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import mobility_lab as ml
-from mip6d import ipsec
-from mip6d.config import parse_keys
-from mip6d.daemon import bound_to_addresses
 from mip6d.mh import BaStatus
-from netlab import Host, link
-from test_mip6d_input import COA, bu, expect_ba, ha_config, keys, mn_side
+from netlab import Host
+from test_mip6d_input import COA, bu, expect_ba, ha_config, ha_lab, keys
 
 ENV = {**os.environ, "PYTHONPATH": str(ml.REPO / "umip")}
 
@@ -47,28 +43,8 @@ def test_bad_config_fails_with_file_line_col(hosts, tmp_path: Path) -> None:
     assert result.stderr.startswith(f"mip6d: {conf}:2:18: ") and len(result.stderr.strip().splitlines()) == 1
 
 
-def _lab(hosts, tmp_path: Path, iro: bool):  # type: ignore[no-untyped-def]
-    mode = ipsec.IRO if iro else ipsec.CLASSIC
-    mn, ha = hosts("mn"), hosts("ha")
-    link(mn, "mn0", ha, "ha0")
-    mn.add_address("mn0", COA)
-    ha.add_address("ha0", ml.HA)
-    mn.add_route(ml.HA, "mn0")
-    ha.add_route("2001:db8:a1::/64", "ha0")
-    for state in parse_keys(keys()):
-        mn.xfrm.add_state(bound_to_addresses(state))
-    mn_side(mn, mode, ml.HOA, (ml.REQ_BU, ml.REQ_BA))
-    (tmp_path / "ha.conf").write_text(ha_config(iro))
-    (tmp_path / "ha.keys").write_text(keys())
-    daemon = ml.Daemon(ha, tmp_path / "ha.conf", tmp_path / "ha.keys", tmp_path / "ha.ctl", tmp_path / "ha.log")
-    daemon.start()
-    sock = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
-    sock.bind((ml.HOA, 0))
-    return mn, ha, daemon, sock
-
-
 def test_sighup_reloads_lifetimes_in_place_and_keeps_bindings(hosts, tmp_path: Path) -> None:
-    _mn, _ha, daemon, sock = _lab(hosts, tmp_path, iro=True)
+    _mn, _ha, daemon, sock = ha_lab(hosts, tmp_path, iro=True)
     try:
         sock.sendto(bu(1, lifetime=1000), (ml.HA, 0))
         assert expect_ba(sock).lifetime == 15  # 60 s
@@ -91,7 +67,7 @@ def test_sighup_reloads_lifetimes_in_place_and_keeps_bindings(hosts, tmp_path: P
 
 
 def test_mip6d_ctl_prints_the_binding_cache(hosts, tmp_path: Path) -> None:
-    _mn, _ha, daemon, sock = _lab(hosts, tmp_path, iro=False)
+    _mn, _ha, daemon, sock = ha_lab(hosts, tmp_path, iro=False)
     try:
         sent_at = time.monotonic()
         sock.sendto(bu(7, lifetime=1000), (ml.HA, 0))
@@ -124,12 +100,7 @@ def _mn_config(lifetime: int) -> str:
 
 
 def _pair(hosts, tmp_path: Path, lifetime: int):  # type: ignore[no-untyped-def]
-    mn, ha = hosts("mn"), hosts("ha")
-    link(mn, "mn0", ha, "ha0")
-    mn.add_address("mn0", COA)
-    ha.add_address("ha0", ml.HA)
-    mn.add_route(ml.HA, "mn0")
-    ha.add_route("2001:db8:a1::/64", "ha0")
+    mn, ha = ml.direct_pair(hosts)
     for name, text in (("mn.conf", _mn_config(lifetime)), ("ha.conf", ha_config(True)), ("keys", keys())):
         (tmp_path / name).write_text(text)
     mn_daemon = ml.Daemon(mn, tmp_path / "mn.conf", tmp_path / "keys", tmp_path / "mn.ctl", tmp_path / "mn.log")

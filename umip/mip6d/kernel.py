@@ -71,6 +71,16 @@ class Kernel:
                     failures.append(f"{what}: {err}")
         return failures
 
+    def _undo_now(self, key: tuple[Any, ...]) -> None:
+        """Remove one recorded object now (a vanished object is fine)."""
+        entry = self._undo.pop(key, None)
+        if entry:
+            try:
+                entry[1]()
+            except (NetlinkError, XfrmError, OSError) as err:
+                if not _gone(err):
+                    raise KernelError(f"{entry[0]}: {err}") from err
+
     def _do(self, what: str, action: Callable[[], T]) -> T:
         try:
             return action()
@@ -184,14 +194,7 @@ class Kernel:
                      lambda: self.ipr.addr("del", index=index, address=address, prefixlen=prefixlen))
 
     def delete_address(self, ifname: str, address: str, prefixlen: int) -> None:
-        self._forget(("addr", address, ifname))
-        found = self.ipr.link_lookup(ifname=ifname)
-        if found:
-            try:
-                self.ipr.addr("del", index=found[0], address=address, prefixlen=prefixlen)
-            except NetlinkError as err:
-                if not _gone(err):
-                    raise KernelError(f"address {address} on {ifname}: {err}") from err
+        self._undo_now(("addr", address, ifname))
 
     def add_route(self, dst: str, ifname: str, table: int = 254, gateway: str | None = None,
                   metric: int = 1024) -> None:
@@ -204,13 +207,7 @@ class Kernel:
                      lambda: self.ipr.route("del", **spec))
 
     def delete_route(self, dst: str, table: int = 254, metric: int = 1024) -> None:
-        entry = self._undo.pop(("route", dst, table, metric), None)
-        if entry:
-            try:
-                entry[1]()
-            except NetlinkError as err:
-                if not _gone(err):
-                    raise KernelError(f"route {dst} table {table}: {err}") from err
+        self._undo_now(("route", dst, table, metric))
 
     def add_rule(self, src: str, table: int, priority: int) -> None:
         spec = {"family": 10, "src": src, "src_len": 128, "table": table, "priority": priority}
@@ -219,13 +216,7 @@ class Kernel:
                      lambda: self.ipr.rule("del", **spec))
 
     def delete_rule(self, src: str, table: int, priority: int) -> None:
-        entry = self._undo.pop(("rule", src, table, priority), None)
-        if entry:
-            try:
-                entry[1]()
-            except NetlinkError as err:
-                if not _gone(err):
-                    raise KernelError(f"rule from {src}: {err}") from err
+        self._undo_now(("rule", src, table, priority))
 
     def add_proxy(self, address: str, ifname: str) -> None:
         index = self.ifindex(ifname)
@@ -235,13 +226,7 @@ class Kernel:
                      lambda: self.ipr.neigh("del", **spec))
 
     def delete_proxy(self, address: str, ifname: str) -> None:
-        entry = self._undo.pop(("proxy", address, ifname), None)
-        if entry:
-            try:
-                entry[1]()
-            except NetlinkError as err:
-                if not _gone(err):
-                    raise KernelError(f"proxy ND {address}: {err}") from err
+        self._undo_now(("proxy", address, ifname))
 
     def set_sysctl(self, key: str, value: str) -> None:
         """Set a sysctl and restore its old value at shutdown."""
