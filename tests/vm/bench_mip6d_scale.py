@@ -148,11 +148,11 @@ def xfrm_counts(host: Host) -> tuple[int, int]:
     with contextlib.suppress(ValueError, IndexError):
         states = int(out.split()[-1])
     out = host.run("ip", "-6", "xfrm", "policy", "count", check=False)
-    for line in out.splitlines():  # "SPD IN  N count ..." lines: sum the counts
+    for line in out.splitlines():  # "SPD IN  4 OUT 4 FWD 0" (the socket policies on another line)
         words = line.split()
-        if "count" in words:
+        if words[:2] == ["SPD", "IN"]:
             with contextlib.suppress(ValueError, IndexError):
-                policies += int(words[words.index("count") + 1].rstrip(","))
+                policies = sum(int(words[words.index(d) + 1]) for d in ("IN", "OUT", "FWD"))
     return states, policies
 
 
@@ -161,6 +161,7 @@ def xfrm_counts(host: Host) -> tuple[int, int]:
 class HaProcess:
     host: Host
     workdir: Path
+    profile: Path | None = None  # run under bench_mip6d_prof.py (diagnostics only: slower)
     proc: subprocess.Popen[bytes] | None = None
     pid: int = 0
 
@@ -176,9 +177,11 @@ class HaProcess:
         """Start mip6d and wait for its control socket; None if `deadline` came first."""
         env = {**os.environ, "PYTHONPATH": str(REPO / "umip")}
         started = time.monotonic()
+        program = [str(Path(__file__).with_name("bench_mip6d_prof.py")), str(self.profile)] if self.profile \
+            else ["-m", "mip6d"]
         with self.logfile.open("ab") as out:
             self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.host.name, sys.executable, "-m", "mip6d", "-c",
+                ["ip", "netns", "exec", self.host.name, sys.executable, *program, "-c",
                  str(self.workdir / "ha.conf"), "--keys", str(self.workdir / "ha.keys"), "--control",
                  str(self.control), "--foreground"], stdout=out, stderr=out, env=env)
         self.pid = find_daemon_pid(self.proc.pid)
@@ -191,7 +194,7 @@ class HaProcess:
                     self.ctl("status")
                     return time.monotonic() - started
             now = time.monotonic()
-            if now - last_poll >= 10:
+            if now - last_poll >= 5:
                 last_poll = now
                 states, policies = xfrm_counts(self.host)
                 progress.append({"t": round(now - started, 1), "states": states, "policies": policies,
@@ -313,8 +316,10 @@ class Simulator:
                                 options=(AlternateCareOfAddress(address=coa(i)),))
         return encode(message, hoa(i), HA)
 
-    def run_round(self, seq: int, window: int, deadline: float, rto: float = 15.0) -> Round:
-        """Send BU `seq` for every MN, at most `window` outstanding; stop at `deadline`."""
+    def run_round(self, seq: int, window: int, deadline: float, min_rto: float = 10.0) -> Round:
+        """Send BU `seq` for every MN, at most `window` outstanding; stop at `deadline`.
+        A BU unanswered for 3 times the window's expected queueing delay (at least
+        `min_rto`) is sent again, same sequence number."""
         assert self.sock is not None
         sock = self.sock
         bus = [self._bu(i, seq) for i in range(self.n)]  # encoded before the clock starts
@@ -364,6 +369,7 @@ class Simulator:
                     result.accepted += 1
                 result.latencies_ms.append((got - first_sent[i]) * 1000)
             now = time.monotonic()
+            rto = max(min_rto, 3 * window * (now - started) / max(done, 1))
             for i, sent_at in list(outstanding.items()):
                 if now - sent_at > rto:
                     result.retransmissions += 1
@@ -382,7 +388,7 @@ class Simulator:
 
 
 # -- one size ----------------------------------------------------------------------
-def run(n: int, iro: bool, budget: float, window: int, workdir: Path) -> dict[str, Any]:
+def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: Path | None = None) -> dict[str, Any]:
     """Everything for N mobile nodes in one mode, within `budget` seconds."""
     mode = ipsec.IRO if iro else ipsec.CLASSIC
     deadline = time.monotonic() + budget
@@ -413,11 +419,14 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path) -> dict[st
         log(f"  simulator ready in {result['sim_setup']['total_s']} s: {result['sim_setup']['kernel_objects']}")
 
         mem_before_ha = meminfo()
-        ha = HaProcess(ha_host, workdir)
+        ha = HaProcess(ha_host, workdir, profile)
         progress: list[dict[str, float]] = []
         log(f"N={n} {mode.name}: starting the home agent ({n} home addresses, {2 * n} SAs in its keys file)")
         startup = ha.start(deadline, progress)
         result["ha_start_progress"] = progress
+        # before its first SA the daemon was importing, parsing and checking its configuration
+        first_sa = next((p["t"] for p in progress if p["states"] > 0), None)
+        result["ha_first_sa_after_s"] = first_sa
         if startup is None:
             states, policies = xfrm_counts(ha_host)
             result["ha_startup"] = {"complete": False, "after_s": round(budget, 1), "states": states,
@@ -504,7 +513,22 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path) -> dict[st
     return result
 
 
-if __name__ == "__main__":  # a quick manual run: N [iro|classic]
+def print_profile(path: Path, lines: int = 45) -> None:
+    import pstats
+
+    if not path.exists():
+        print(f"no profile at {path}")
+        return
+    stats = pstats.Stats(str(path))
+    stats.sort_stats("tottime").print_stats(lines)
+    stats.sort_stats("cumulative").print_stats(lines)
+
+
+if __name__ == "__main__":  # a quick manual run: N [iro|classic] [profile]
     size = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-    out = run(size, (sys.argv[2] if len(sys.argv) > 2 else "iro") == "iro", 900, 32, Path(f"/tmp/bench-scale-{size}"))
+    prof = Path(f"/tmp/bench-scale-{size}/ha.pstats") if "profile" in sys.argv[3:] else None
+    out = run(size, (sys.argv[2] if len(sys.argv) > 2 else "iro") == "iro", 900, 32, Path(f"/tmp/bench-scale-{size}"),
+              prof)
     print(json.dumps(out, indent=2))
+    if prof:
+        print_profile(prof)
