@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bench_mip6d_kernelops as kernelops
 import bench_mip6d_latency as latency
 import bench_mip6d_scale as scale
 
@@ -44,7 +45,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
     if isinstance(value, bool):
         return "yes" if value else "NO"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return f"{value:.{digits if abs(value) >= 1 or value == 0 else 3}f}"
     return str(value)
 
 
@@ -117,9 +118,28 @@ def print_scale(results: list[dict[str, Any]]) -> None:
                   f"{'met' if goal else 'NOT met'}")
 
 
+def print_ops(result: dict[str, Any]) -> None:
+    print(f"\n== One binding's kernel objects, {result['m']} bindings: daemon path against raw netlink "
+          "(ms per binding, wall) ==")
+    if "error" in result:
+        print(f"  FAILED: {result['error']}")
+        return
+    paths = {"daemon (mip6d.kernel + nd)": result["daemon_ms_per_binding"],
+             "raw netlink, one per sendmsg": result["raw_one_per_sendmsg_ms_per_binding"],
+             "raw netlink, batched": result["raw_batched_ms_per_binding"]}
+    keys = ["ro_state", "tunnel", "route", "proxy", "announce", "total"]
+    print(table(["path", *keys], [[name, *(row.get(k) for k in keys)] for name, row in paths.items()]))
+    print(f"daemon refresh (state update + route replace): {result['daemon_refresh_ms']}; one trivial pyroute2 "
+          f"request (link get): {result['pyroute2_trivial_request_ms']} ms; daemon unwind: "
+          f"{result['daemon_unwind_ms_per_binding']} ms per binding")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["latency", "scale", "all"], default="all")
+    parser.add_argument("--part", choices=["latency", "scale", "all", "ops"], default="all",
+                        help="all = latency + scale; ops (not in all): one binding's kernel objects through the "
+                             "daemon's netlink layer against raw netlink, per object")
+    parser.add_argument("--ops-count", type=int, default=300, help="bindings for --part ops (default 300)")
     parser.add_argument("--rounds", type=int, default=3, help="latency rounds per mode (default 3)")
     parser.add_argument("--sizes", default="1000,10000", help="numbers of mobile nodes (default 1000,10000)")
     parser.add_argument("--modes", default="iro", help="scale modes, in order: iro,classic (default iro)")
@@ -143,6 +163,9 @@ def main() -> int:
             (out / "bench-mip6d.json").write_text(json.dumps(report, indent=2) + "\n")
 
     try:
+        if args.part == "ops":
+            report["ops"] = kernelops.run(args.ops_count)
+            save()
         if args.part in ("latency", "all"):
             t = time.monotonic()
             report["latency"] = latency.run(args.rounds, workdir / "latency")
@@ -170,6 +193,8 @@ def main() -> int:
         print_latency(report["latency"])
     if "scale" in report:
         print_scale(report["scale"])
+    if "ops" in report:
+        print_ops(report["ops"])
     if out.is_dir():
         print(f"\nJSON: {out / 'bench-mip6d.json'}")
     return 0

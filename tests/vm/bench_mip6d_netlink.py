@@ -13,7 +13,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from mip6d.xfrm import Policy, State
 from mip6d.xfrm import messages as m
@@ -95,9 +96,12 @@ class BatchSocket:
         self.chunk = chunk
         self.seq = 1
 
-    def send_all(self, messages: Iterable[bytearray]) -> int:
-        """Send every message (each a whole nlmsg); raise on the first refusal."""
+    def send_all(self, messages: Iterable[bytearray], progress: Callable[[int, float], None] | None = None,
+                 every: float = 15.0) -> int:
+        """Send every message (each a whole nlmsg); raise on the first refusal.
+        `progress(count, seconds)` is called every `every` seconds."""
         sent = 0
+        started = last = time.monotonic()
         buf = bytearray()
         pending: dict[int, bytearray] = {}
         for msg in messages:
@@ -109,6 +113,9 @@ class BatchSocket:
             if len(buf) >= self.chunk:
                 self._flush(buf, pending)
                 buf, pending = bytearray(), {}
+                if progress and time.monotonic() - last >= every:
+                    last = time.monotonic()
+                    progress(sent, last - started)
         if buf:
             self._flush(buf, pending)
         return sent
