@@ -128,6 +128,15 @@ def kernel_passes(data: bytes) -> bool:
             and data[0] == IPPROTO_NONE)
 
 
+def routable_care_of(bu: object) -> bool:
+    """Mirror of HomeAgent._care_of_address: the Alternate CoA (or the on-wire source, COA)."""
+    assert isinstance(bu, BindingUpdate)
+    alt = [o.address for o in bu.options if isinstance(o, AlternateCareOfAddress)]
+    address = ipaddress.IPv6Address(alt[0] if alt else COA)
+    return not (address.is_unspecified or address.is_loopback or address.is_multicast or address.is_link_local
+                or address == ipaddress.IPv6Address(ml.HA))
+
+
 def classify(data: bytes) -> tuple[str, object]:
     """What the daemon does with ``data`` from HOA: 'bu', 'malformed', 'unknown' (a BE) or 'ignored'."""
     try:
@@ -391,6 +400,8 @@ class Sender:
         if raw and not checksum_ok(_HOA, _HA, data):
             counts.bad_checksum += 1
             return
+        if kind == "bu" and not routable_care_of(detail):  # the daemon discards it as malformed
+            kind, detail = "malformed", "care-of address not routable unicast"
         counts.reach[kind] += 1
         if kind == "malformed":
             counts.malformed_fields[str(detail)] += 1

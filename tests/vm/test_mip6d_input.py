@@ -147,3 +147,11 @@ def test_bad_binding_updates_leave_the_cache_alone(hosts, tmp_path: Path, iro: b
         sock.close()
         assert daemon.stop() == 0
         print(daemon.log.read_text()[-3000:])
+
+
+def test_fuzzed_mh_leaves_the_ha_running_and_its_cache_alone(tmp_path: Path) -> None:
+    """A smoke run of fuzz_mip6d.py (./iro fuzz-mip6d sends 100,000 inputs per mode)."""
+    import fuzz_mip6d
+
+    result = fuzz_mip6d.run(150, True, tmp_path)
+    assert result["failures"] == [] and result["reached_daemon"] > 50, result

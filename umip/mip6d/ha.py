@@ -142,23 +142,42 @@ class HomeAgent:
         try:
             message = decode(received.data, received.src, received.dst or self.ha, verify_checksum=False)
         except UnknownMhType:
-            self._send(BindingError(status=BeStatus.UNRECOGNIZED_MH_TYPE, home_address=received.src),
-                       received.src)
+            asyncio.get_running_loop().create_task(self._send_be(received.src))
             return
         except MhError as err:
             self.stats["malformed"] += 1
             log.warning("MH from %s (on the wire %s) discarded: %s", received.src, received.wire_src, err)
             return
         if isinstance(message, BindingUpdate):
-            asyncio.get_running_loop().create_task(self._handle_bu(received, message))
+            coa = self._care_of_address(received, message)
+            if coa is None:
+                self.stats["malformed"] += 1
+                return
+            asyncio.get_running_loop().create_task(self._handle_bu(received, message, coa))
         else:
             log.info("MH %s from %s ignored", type(message).__name__, received.src)
 
-    async def _handle_bu(self, received: Received, bu: BindingUpdate) -> None:
-        self.stats["bu"] += 1
-        hoa = received.src
+    def _care_of_address(self, received: Received, bu: BindingUpdate) -> str | None:
+        """The CoA a BU asks for: its Alternate CoA, else the on-wire source; None
+        (and the BU is discarded, as UMIP did) if that is no routable unicast address."""
         alt = [o.address for o in bu.options if isinstance(o, AlternateCareOfAddress)]
         coa = alt[0] if alt else received.wire_src
+        address = ipaddress.IPv6Address(coa)
+        if (address.is_unspecified or address.is_loopback or address.is_multicast or address.is_link_local
+                or coa == self.ha):
+            log.warning("BU %d from %s: care-of address %s is not a routable unicast address: discarded",
+                        bu.seq, received.src, coa)
+            return None
+        return coa
+
+    async def _send_be(self, hoa: str) -> None:
+        """Under the lock: a rejected BU's temporary return path must not catch the BE."""
+        async with self.lock:
+            self._send(BindingError(status=BeStatus.UNRECOGNIZED_MH_TYPE, home_address=hoa), hoa)
+
+    async def _handle_bu(self, received: Received, bu: BindingUpdate, coa: str) -> None:
+        self.stats["bu"] += 1
+        hoa = received.src
         async with self.lock:
             decision = self.cache.decide(hoa, coa, bu.seq, bu.lifetime * LIFETIME_UNIT, bu.home, self.clock())
             if decision.accepted:

@@ -243,6 +243,7 @@ class MobileNode:
         if bul.state not in ("waiting", "deregistering"):
             return
         bul.retransmissions += 1
+        bul.seq = (bul.seq + 1) & 0xFFFF  # RFC 6275 11.8: each retransmission takes a new sequence number
         bul.timeout = min(bul.timeout * 2, MAX_BINDACK_TIMEOUT)
         self._send_bu()
 
