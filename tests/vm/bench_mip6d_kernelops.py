@@ -32,7 +32,8 @@ import bench_mip6d_scale as sc
 from bench_mip6d_netlink import CREATE, NETLINK_ROUTE, NETLINK_XFRM, P_COA, P_HOA, BatchSocket, state_template
 
 from mip6d import ipsec, nd
-from mip6d.kernel import IP6_TNL_F_IGN_ENCAP_LIMIT, IPPROTO_IPV6, Kernel
+from mip6d.kernel import Kernel
+from mip6d.rtnl import IP6_TNL_F_IGN_ENCAP_LIMIT, IPPROTO_IPV6
 from netlab import Host, link
 
 RTM_NEWLINK, RTM_NEWROUTE, RTM_NEWNEIGH = 16, 24, 28

@@ -13,7 +13,7 @@ from mip6d import __version__, ipsec
 from mip6d.config import Config, ConfigError, Role, load, load_keys
 from mip6d.control import ControlServer
 from mip6d.ha import HomeAgent
-from mip6d.kernel import KernelThread
+from mip6d.kernel import Kernel, KernelThread
 from mip6d.mn import MobileNode
 from mip6d.xfrm import Selector, State
 from mip6d.xfrm.api import XFRM_MODE_TRANSPORT
@@ -62,10 +62,14 @@ class Daemon:
         raise ConfigError(self.config.locations.get("NodeConfig", _nowhere(self.options)),
                           "NodeConfig CN: the correspondent node role is not implemented yet")
 
+    def _install_keys(self, k: Kernel) -> None:
+        with k.batch():
+            for state in self.keys:
+                k.add_state(state)
+
     async def _start_role(self) -> None:
         self.kernel = KernelThread()
-        for state in self.keys:
-            await self.kernel(self.kernel.kernel.add_state, state)
+        await self.kernel(self._install_keys, self.kernel.kernel)
         self.role = self._make_role(self.kernel)
         await self.role.start()
 

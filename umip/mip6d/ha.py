@@ -44,6 +44,8 @@ class Peer:
     hoa: str
     reqid_toha: int = 0  # TunnelPayload reqids (0: no ESP on the payload)
     reqid_tomn: int = 0
+    signaling_toha: int = 0  # HomeRegBinding reqids
+    signaling_tomn: int = 0
     payload_coa: str | None = None  # where the tunnel SAs point now
 
 
@@ -98,28 +100,25 @@ class HomeAgent:
                 for policy in policy_set.policies:
                     if policy.type is IPsecPolicyType.TUNNEL_PAYLOAD:
                         peer.reqid_toha, peer.reqid_tomn = policy.reqid_toha, policy.reqid_tomn
+                    elif policy.type is IPsecPolicyType.HOME_REG_BINDING and not peer.signaling_toha:
+                        peer.signaling_toha, peer.signaling_tomn = policy.reqid_toha, policy.reqid_tomn
         return peers
 
     # -- life cycle -------------------------------------------------------------
     def _install_base(self, k: Kernel) -> None:
         k.set_sysctl("net.ipv6.conf.all.forwarding", "1")
         k.set_sysctl(f"net.ipv6.conf.{self.ifname}.proxy_ndp", "1")
-        k.add_state(ipsec.ha_wildcard_state(self.mode))
-        if self.config.use_mn_ha_ipsec:
-            k.add_policy(ipsec.ha_unprotected_mh_guard(self.ha))
-        for hoa in self.peers:
+        with k.batch():
+            k.add_state(ipsec.ha_wildcard_state(self.mode))
             if self.config.use_mn_ha_ipsec:
-                reqids = self._signaling_reqids(hoa)
-                for policy in ipsec.esp_signaling_policies(self.ha, hoa, reqids[1], reqids[0]):
+                k.add_policy(ipsec.ha_unprotected_mh_guard(self.ha))
+            for hoa, peer in self.peers.items():
+                if self.config.use_mn_ha_ipsec:
+                    for policy in ipsec.esp_signaling_policies(self.ha, hoa, peer.signaling_tomn,
+                                                               peer.signaling_toha):
+                        k.add_policy(policy)
+                for policy in ipsec.ha_sub_policies(self.mode, hoa, self.ha):
                     k.add_policy(policy)
-            for policy in ipsec.ha_sub_policies(self.mode, hoa, self.ha):
-                k.add_policy(policy)
-
-    def _signaling_reqids(self, hoa: str) -> tuple[int, int]:
-        for policy in self.config.ipsec_policies_for(ipaddress.IPv6Address(self.ha), ipaddress.IPv6Address(hoa)):
-            if policy.type is IPsecPolicyType.HOME_REG_BINDING:
-                return policy.reqid_toha, policy.reqid_tomn
-        return 0, 0
 
     async def start(self) -> None:
         await self.kernel(self._install_base, self.kernel.kernel)
@@ -230,27 +229,39 @@ class HomeAgent:
 
     # -- kernel state per binding (runs in the kernel thread) --------------------
     def _apply(self, k: Kernel, decision: Decision) -> None:
-        if decision.binding is not None:
-            self._bind(k, decision.binding, decision.previous)
-        elif decision.previous is not None:
-            self._unbind(k, decision.previous)
+        """One batch of requests per BU; a refresh (same CoA) needs none."""
+        fresh = decision.binding is not None and decision.binding.hoa not in self.proxied
+        try:
+            with k.batch():
+                if decision.binding is not None:
+                    self._bind(k, decision.binding, decision.previous)
+                elif decision.previous is not None:
+                    self._unbind(k, decision.previous)
+        except KernelError:
+            if decision.binding is not None and decision.previous is None:
+                with contextlib.suppress(KernelError), k.batch():  # leave no half-made first binding
+                    self._unbind(k, decision.binding)
+            raise
+        if fresh and decision.binding is not None:
+            nd.announce(self.ifname, decision.binding.hoa)  # now that the proxy entry is in
 
     def _bind(self, k: Kernel, binding: Binding, previous: Binding | None) -> None:
         hoa, coa = binding.hoa, binding.coa
-        k.put_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, coa))
         name = self.tunnels.get(hoa)
+        if name is not None and previous is not None and previous.coa == coa:
+            return
+        k.put_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, coa))
         if name is None:
             self._tunnel_ids += 1
             name = self.tunnels[hoa] = f"mip6ha{self._tunnel_ids}"
             k.add_tunnel(name, self.ha, coa)
-        elif previous is None or previous.coa != coa:
+            k.add_route(hoa + "/128", name)
+        else:
             k.move_tunnel(name, self.ha, coa)
-        k.add_route(hoa + "/128", name)
         self._migrate_payload(k, self.peers[hoa], coa)
         if hoa not in self.proxied:
             k.add_proxy(hoa, self.ifname)
             self.proxied.add(hoa)
-            nd.announce(self.ifname, hoa)
 
     def _unbind(self, k: Kernel, binding: Binding) -> None:
         hoa = binding.hoa
@@ -287,7 +298,7 @@ class HomeAgent:
 
     def _payload_endpoint(self, k: Kernel, peer: Peer) -> str | None:
         """Where the configured tunnel SAs point before the first binding."""
-        for state in k.xfrm.dump_states():
+        for state in k.dump_states():
             if state.mode == XFRM_MODE_TUNNEL and state.reqid == peer.reqid_tomn and state.src == self.ha:
                 return state.dst
         return None

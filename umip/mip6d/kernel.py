@@ -1,24 +1,31 @@
 """Every kernel object the daemon installs goes through here and is recorded,
 so shutdown removes exactly what the daemon added and nothing else.
 
-pyroute2's synchronous sockets cannot run inside a running asyncio loop, so
-all of this runs in one dedicated thread (see `KernelThread`)."""
+XFRM states and policies, tunnels, routes and proxy entries are packed by
+mip6d.xfrm.wire / mip6d.rtnl and sent through batch sockets: inside
+`with kernel.batch():` they leave in one sendmsg per netlink family at the end
+of the block. Everything else (addresses, rules, dumps) goes through pyroute2,
+after whatever is pending. pyroute2's synchronous sockets cannot run inside a
+running asyncio loop, so all of this runs in one thread (see `KernelThread`)."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
-import errno
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from mip6d.xfrm import Migration, Policy, State, XfrmSocket
+from mip6d import rtnl
+from mip6d.nlbatch import GONE, BatchSocket
+from mip6d.xfrm import Migration, Policy, State, XfrmSocket, wire
+from mip6d.xfrm import messages as xm
 from mip6d.xfrm.api import XfrmError
 
 log = logging.getLogger("mip6d.kernel")
@@ -26,9 +33,10 @@ T = TypeVar("T")
 
 IFA_F_NODAD = 0x02
 IFA_F_HOMEADDRESS = 0x10
-IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1
-IPPROTO_IPV6 = 41
-GONE = {errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL}
+NETLINK_ROUTE, NETLINK_XFRM = 0, 6
+TUNNEL_INDEX_BASE = 1 << 20  # ifindexes this daemon gives its tunnels, so a route can follow in the same batch
+_CREATE = rtnl.REQUEST | rtnl.NLM_F_CREATE | rtnl.NLM_F_EXCL
+_NO_GONE: frozenset[int] = frozenset()
 
 
 class KernelError(RuntimeError):
@@ -40,48 +48,136 @@ def _gone(err: BaseException) -> bool:
     return isinstance(code, int) and abs(code) in GONE
 
 
+@dataclasses.dataclass
+class _Request:
+    protocol: int
+    data: bytes
+    what: str
+    done: Callable[[], None] | None = None  # on success: the ledger learns about it
+    failed: Callable[[], None] | None = None
+    tolerate: frozenset[int] = _NO_GONE
+
+
+@dataclasses.dataclass
+class _Undo:
+    what: str
+    protocol: int | None  # None: `action` is a callable
+    action: bytes | Callable[[], object]
+
+
 class Kernel:
-    """Synchronous kernel operations with an undo ledger."""
+    """Kernel operations with an undo ledger."""
 
     def __init__(self) -> None:
         self.ipr = IPRoute()
         self.xfrm = XfrmSocket()
-        self._undo: dict[tuple[Any, ...], tuple[str, Callable[[], object]]] = {}
+        self._sockets = {NETLINK_XFRM: BatchSocket(NETLINK_XFRM), NETLINK_ROUTE: BatchSocket(NETLINK_ROUTE)}
+        self._pending: list[_Request] = []
+        self._batching = 0
+        self._undo: dict[tuple[Any, ...], _Undo] = {}
         self._states: dict[tuple[Any, ...], State] = {}  # recorded SAs, so MIGRATE can re-key them
+        self._links: dict[str, int] = {}  # tunnels this daemon made
+        self._next_index = TUNNEL_INDEX_BASE
+
+    # -- sending --------------------------------------------------------------
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Requests made in the block leave together at its end; a refusal raises
+        KernelError there, after the requests that succeeded have been recorded."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+        if not self._batching:
+            self.flush()
+
+    def _send(self, request: _Request) -> None:
+        self._pending.append(request)
+        if not self._batching:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        failures: list[str] = []
+        for protocol, sock in self._sockets.items():
+            requests = [r for r in pending if r.protocol == protocol]
+            if not requests:
+                continue
+            for request, outcome in zip(requests, sock.request([r.data for r in requests]), strict=True):
+                if outcome.code == 0 or outcome.code in request.tolerate:
+                    if request.done:
+                        request.done()
+                else:
+                    if request.failed:
+                        request.failed()
+                    failures.append(f"{request.what}: {outcome.describe()}")
+        if failures:
+            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+            raise KernelError(failures[0] + more)
 
     # -- ledger ---------------------------------------------------------------
-    def _record(self, key: tuple[Any, ...], what: str, undo: Callable[[], object]) -> None:
-        self._undo.setdefault(key, (what, undo))
+    def _record(self, key: tuple[Any, ...], what: str, protocol: int | None,
+                undo: bytes | Callable[[], object]) -> None:
+        self._undo.setdefault(key, _Undo(what, protocol, undo))
 
     def _forget(self, key: tuple[Any, ...]) -> None:
         self._undo.pop(key, None)
 
     def installed(self) -> list[str]:
-        return [what for what, _ in self._undo.values()]
+        return [undo.what for undo in self._undo.values()]
 
     def unwind(self) -> list[str]:
         """Remove everything recorded, newest first; returns what could not be removed."""
-        failures = []
-        for key in reversed(list(self._undo)):
-            what, undo = self._undo.pop(key)
+        failures: list[str] = []
+        with contextlib.suppress(KernelError):
+            self.flush()
+        batch: list[_Undo] = []
+
+        def send_batch() -> None:
+            for undo in batch:
+                self._pending.append(_Request(undo.protocol or 0, undo.action, undo.what,  # type: ignore[arg-type]
+                                              tolerate=GONE))
+            batch.clear()
             try:
-                undo()
+                self.flush()
+            except KernelError as err:
+                failures.append(str(err))
+
+        for key in reversed(list(self._undo)):
+            undo = self._undo.pop(key)
+            if undo.protocol is not None:
+                batch.append(undo)
+                continue
+            send_batch()
+            try:
+                undo.action()  # type: ignore[operator]
             except (NetlinkError, XfrmError, OSError) as err:
                 if not _gone(err):
-                    failures.append(f"{what}: {err}")
+                    failures.append(f"{undo.what}: {err}")
+        send_batch()
+        self._states.clear()
+        self._links.clear()
         return failures
 
     def _undo_now(self, key: tuple[Any, ...]) -> None:
-        """Remove one recorded object now (a vanished object is fine)."""
-        entry = self._undo.pop(key, None)
-        if entry:
-            try:
-                entry[1]()
-            except (NetlinkError, XfrmError, OSError) as err:
-                if not _gone(err):
-                    raise KernelError(f"{entry[0]}: {err}") from err
+        """Remove one recorded object now (or with the batch); a vanished object is fine."""
+        undo = self._undo.pop(key, None)
+        if undo is None:
+            return
+        if undo.protocol is not None:
+            self._send(_Request(undo.protocol, undo.action, undo.what, tolerate=GONE))  # type: ignore[arg-type]
+            return
+        self.flush()
+        try:
+            undo.action()  # type: ignore[operator]
+        except (NetlinkError, XfrmError, OSError) as err:
+            if not _gone(err):
+                raise KernelError(f"{undo.what}: {err}") from err
 
     def _do(self, what: str, action: Callable[[], T]) -> T:
+        """A pyroute2 request, after everything pending."""
+        self.flush()
         try:
             return action()
         except (NetlinkError, XfrmError, OSError) as err:
@@ -94,61 +190,71 @@ class Kernel:
 
     def add_state(self, state: State) -> None:
         what = f"xfrm state {state.src} -> {state.dst} proto {state.proto} spi {state.spi:#x}"
-        self._do(what, lambda: self.xfrm.add_state(state))
-        self._record_state(state, what)
+        self._send(_Request(NETLINK_XFRM, wire.state(state, xm.XFRM_MSG_NEWSA, _CREATE), what,
+                            done=lambda: self._record_state(state, what)))
 
     def _record_state(self, state: State, what: str) -> None:
         key = self._state_key(state)
         self._states[key] = state
-        self._record(key, what, lambda: self.xfrm.delete_state(state.dst, state.spi, state.proto, state.src))
+        self._record(key, what, NETLINK_XFRM,
+                     wire.sa_id(state.dst, state.spi, state.proto, state.src, xm.XFRM_MSG_DELSA, rtnl.REQUEST))
 
     def put_state(self, state: State) -> None:
         """Add, or update in place if this daemon added it before (a new CoA)."""
         if self._state_key(state) in self._undo:
             what = f"xfrm state update {state.src} -> {state.dst} proto {state.proto} coa {state.coaddr}"
-            self._do(what, lambda: self.xfrm.update_state(state))
+            self._send(_Request(NETLINK_XFRM, wire.state(state, xm.XFRM_MSG_UPDSA, rtnl.REQUEST), what))
         else:
             self.add_state(state)
 
     def delete_state(self, state: State) -> None:
-        self._forget(self._state_key(state))
-        self._states.pop(self._state_key(state), None)
-        try:
-            self.xfrm.delete_state(state.dst, state.spi, state.proto, state.src)
-        except XfrmError as err:
-            if not _gone(err):
-                raise KernelError(f"xfrm state delete {state.src} -> {state.dst}: {err}") from err
+        key = self._state_key(state)
+        self._forget(key)
+        self._states.pop(key, None)
+        self._send(_Request(NETLINK_XFRM, wire.sa_id(state.dst, state.spi, state.proto, state.src,
+                                                     xm.XFRM_MSG_DELSA, rtnl.REQUEST),
+                            f"xfrm state delete {state.src} -> {state.dst} proto {state.proto}", tolerate=GONE))
 
     def state_exists(self, dst: str, spi: int, proto: int, src: str) -> bool:
+        self.flush()
         try:
             self.xfrm.get_state(dst, spi, proto, src)
         except XfrmError:
             return False
         return True
 
+    def dump_states(self) -> list[State]:
+        return self._do("xfrm state dump", self.xfrm.dump_states)
+
     @staticmethod
     def _policy_key(policy: Policy) -> tuple[Any, ...]:
         return ("policy", dataclasses.astuple(policy.selector), policy.dir, policy.sub)
 
+    @staticmethod
+    def _policy_id(policy: Policy, msg_type: int) -> bytes:
+        return wire.policy_id(policy.selector, policy.dir, policy.sub, msg_type, rtnl.REQUEST)
+
     def add_policy(self, policy: Policy) -> None:
         sel = policy.selector
         what = f"xfrm policy {sel.src} -> {sel.dst} proto {sel.proto} dir {policy.dir}{' sub' if policy.sub else ''}"
-        self._do(what, lambda: self.xfrm.add_policy(policy))
-        self._record(self._policy_key(policy), what,
-                     lambda: self.xfrm.delete_policy(policy.selector, policy.dir, policy.sub))
+        undo = self._policy_id(policy, xm.XFRM_MSG_DELPOLICY)
+        self._send(_Request(NETLINK_XFRM, wire.policy(policy, xm.XFRM_MSG_NEWPOLICY, _CREATE), what,
+                            done=lambda: self._record(self._policy_key(policy), what, NETLINK_XFRM, undo)))
 
     def delete_policy(self, policy: Policy) -> None:
         self._forget(self._policy_key(policy))
-        try:
-            self.xfrm.delete_policy(policy.selector, policy.dir, policy.sub)
-        except XfrmError as err:
-            if not _gone(err):
-                raise KernelError(f"xfrm policy delete {policy.selector.src}: {err}") from err
+        self._send(_Request(NETLINK_XFRM, self._policy_id(policy, xm.XFRM_MSG_DELPOLICY),
+                            f"xfrm policy delete {policy.selector.src} -> {policy.selector.dst}", tolerate=GONE))
 
     def migrate(self, policy: Policy, migrations: list[Migration]) -> None:
-        self._do(f"xfrm migrate {policy.selector.src} -> {policy.selector.dst}",
-                 lambda: self.xfrm.migrate(policy.selector, policy.dir, migrations, sub=policy.sub))
-        for move in migrations:  # the SAs we installed now live at their new addresses
+        self._send(_Request(NETLINK_XFRM, wire.migrate(policy.selector, policy.dir, migrations, policy.sub,
+                                                       rtnl.REQUEST),
+                            f"xfrm migrate {policy.selector.src} -> {policy.selector.dst}",
+                            done=lambda: self._rekey(migrations)))
+
+    def _rekey(self, migrations: list[Migration]) -> None:
+        """The SAs we installed now live at their new addresses."""
+        for move in migrations:
             for key, state in list(self._states.items()):
                 if (state.src, state.dst, state.proto, state.mode, state.reqid) == (
                         move.old_src, move.old_dst, move.proto, move.mode, move.reqid):
@@ -158,39 +264,55 @@ class Kernel:
                     self._record_state(moved, f"xfrm state {moved.src} -> {moved.dst} spi {moved.spi:#x} (migrated)")
 
     # -- links, addresses, routes, rules, proxy ND, sysctls --------------------
+    def _lookup(self, ifname: str) -> int | None:
+        """A link's index; no flush, since only tunnels made in this batch could be
+        pending, and those are in self._links."""
+        if ifname in self._links:
+            return self._links[ifname]
+        try:
+            found = self.ipr.link_lookup(ifname=ifname)
+        except (NetlinkError, OSError) as err:
+            raise KernelError(f"interface {ifname}: {err}") from err
+        return int(found[0]) if found else None
+
     def ifindex(self, ifname: str) -> int:
-        found = self.ipr.link_lookup(ifname=ifname)
-        if not found:
+        index = self._lookup(ifname)
+        if index is None:
             raise KernelError(f"interface {ifname}: no such device")
-        return int(found[0])
+        return index
+
+    def link_exists(self, ifname: str) -> bool:
+        return self._lookup(ifname) is not None
 
     def add_tunnel(self, name: str, local: str, remote: str) -> int:
-        """An ip6ip6 tunnel without the encapsulation-limit option (8 bytes per packet)."""
-        self._do(f"ip6tnl {name} {local} -> {remote}", lambda: self.ipr.link(
-            "add", ifname=name, kind="ip6tnl", ip6tnl_local=local, ip6tnl_remote=remote,
-            ip6tnl_proto=IPPROTO_IPV6, ip6tnl_flags=IP6_TNL_F_IGN_ENCAP_LIMIT))
-        index = self.ifindex(name)
-        self._record(("link", name), f"tunnel {name}", lambda: self.ipr.link("del", index=index))
-        self._do(f"ip6tnl {name} up", lambda: self.ipr.link("set", index=index, state="up"))
+        """An ip6ip6 tunnel, up, at an ifindex chosen here (see rtnl.new_ip6tnl)."""
+        index = self._next_index
+        self._next_index += 1
+        self._links[name] = index
+        self._send(_Request(
+            NETLINK_ROUTE, rtnl.new_ip6tnl(name, index, local, remote), f"ip6tnl {name} {local} -> {remote}",
+            done=lambda: self._record(("link", name), f"tunnel {name}", NETLINK_ROUTE, rtnl.del_link(index)),
+            failed=lambda: self._links.pop(name, None)))
         return index
 
     def move_tunnel(self, name: str, local: str, remote: str) -> None:
-        index = self.ifindex(name)
-        self._do(f"ip6tnl {name} {local} -> {remote}", lambda: self.ipr.link(
-            "set", index=index, kind="ip6tnl", ip6tnl_local=local, ip6tnl_remote=remote,
-            ip6tnl_proto=IPPROTO_IPV6, ip6tnl_flags=IP6_TNL_F_IGN_ENCAP_LIMIT))
+        self._send(_Request(NETLINK_ROUTE, rtnl.move_ip6tnl(self.ifindex(name), local, remote),
+                            f"ip6tnl {name} {local} -> {remote}"))
 
     def delete_link(self, name: str) -> None:
         self._forget(("link", name))
-        found = self.ipr.link_lookup(ifname=name)
-        if found:
-            self.ipr.link("del", index=found[0])
+        index = self._links.pop(name, None)
+        if index is None:
+            index = self._lookup(name)
+            if index is None:
+                return
+        self._send(_Request(NETLINK_ROUTE, rtnl.del_link(index), f"delete {name}", tolerate=GONE))
 
     def add_address(self, ifname: str, address: str, prefixlen: int, flags: int = IFA_F_NODAD) -> None:
         index = self.ifindex(ifname)
         self._do(f"address {address}/{prefixlen} on {ifname}", lambda: self.ipr.addr(
             "add", index=index, address=address, prefixlen=prefixlen, flags=flags))
-        self._record(("addr", address, ifname), f"address {address} on {ifname}",
+        self._record(("addr", address, ifname), f"address {address} on {ifname}", None,
                      lambda: self.ipr.addr("del", index=index, address=address, prefixlen=prefixlen))
 
     def delete_address(self, ifname: str, address: str, prefixlen: int) -> None:
@@ -198,13 +320,11 @@ class Kernel:
 
     def add_route(self, dst: str, ifname: str, table: int = 254, gateway: str | None = None,
                   metric: int = 1024) -> None:
-        index = self.ifindex(ifname)
-        spec: dict[str, Any] = {"dst": dst, "oif": index, "table": table, "priority": metric, "family": 10}
-        if gateway:
-            spec["gateway"] = gateway
-        self._do(f"route {dst} dev {ifname} table {table}", lambda: self.ipr.route("replace", **spec))
-        self._record(("route", dst, table, metric), f"route {dst} table {table}",
-                     lambda: self.ipr.route("del", **spec))
+        oif = self.ifindex(ifname)
+        key, what = ("route", dst, table, metric), f"route {dst} dev {ifname} table {table}"
+        undo = rtnl.del_route(dst, oif, table, metric, gateway)
+        self._send(_Request(NETLINK_ROUTE, rtnl.replace_route(dst, oif, table, metric, gateway), what,
+                            done=lambda: self._record(key, what, NETLINK_ROUTE, undo)))
 
     def delete_route(self, dst: str, table: int = 254, metric: int = 1024) -> None:
         self._undo_now(("route", dst, table, metric))
@@ -212,7 +332,7 @@ class Kernel:
     def add_rule(self, src: str, table: int, priority: int) -> None:
         spec = {"family": 10, "src": src, "src_len": 128, "table": table, "priority": priority}
         self._do(f"rule from {src} lookup {table}", lambda: self.ipr.rule("add", **spec))
-        self._record(("rule", src, table, priority), f"rule from {src} lookup {table}",
+        self._record(("rule", src, table, priority), f"rule from {src} lookup {table}", None,
                      lambda: self.ipr.rule("del", **spec))
 
     def delete_rule(self, src: str, table: int, priority: int) -> None:
@@ -220,10 +340,10 @@ class Kernel:
 
     def add_proxy(self, address: str, ifname: str) -> None:
         index = self.ifindex(ifname)
-        spec = {"dst": address, "ifindex": index, "flags": 0x08, "family": 10}  # NTF_PROXY
-        self._do(f"proxy ND {address} on {ifname}", lambda: self.ipr.neigh("replace", **spec))
-        self._record(("proxy", address, ifname), f"proxy ND {address} on {ifname}",
-                     lambda: self.ipr.neigh("del", **spec))
+        key, what = ("proxy", address, ifname), f"proxy ND {address} on {ifname}"
+        undo = rtnl.del_proxy(address, index)
+        self._send(_Request(NETLINK_ROUTE, rtnl.replace_proxy(address, index), what,
+                            done=lambda: self._record(key, what, NETLINK_ROUTE, undo)))
 
     def delete_proxy(self, address: str, ifname: str) -> None:
         self._undo_now(("proxy", address, ifname))
@@ -234,11 +354,13 @@ class Kernel:
         old = path.read_text().strip()
         if old != value:
             path.write_text(value)
-            self._record(("sysctl", key), f"sysctl {key}={value} (was {old})", lambda: path.write_text(old))
+            self._record(("sysctl", key), f"sysctl {key}={value} (was {old})", None, lambda: path.write_text(old))
 
     def close(self) -> None:
         self.ipr.close()
         self.xfrm.close()
+        for sock in self._sockets.values():
+            sock.close()
 
 
 class KernelThread:

@@ -142,10 +142,10 @@ class MobileNode:
         self.where = where
         try:
             if where.where == "away" and where.coa:
-                await self.kernel(self._go_away, self.kernel.kernel, where.coa)
+                await self.kernel(self._batched, self._go_away, where.coa)
                 self._register(where.coa)
             elif where.where == "home":
-                await self.kernel(self._go_home, self.kernel.kernel, where.ifname)
+                await self.kernel(self._batched, self._go_home, where.ifname)
                 if where.home_link_address and where.ifname:
                     nd.resolve_from(where.home_link_address, self.ha, where.ifname)
                 if self.bul.ever_registered:
@@ -155,10 +155,17 @@ class MobileNode:
         self.moves.append({"where": where.where, "coa": where.coa, "detected_at": started,
                            "setup_ms": round((self.clock() - started) * 1000, 1)})
 
-    def _go_away(self, k: Kernel, coa: str) -> None:
+    def _batched(self, step: Callable[[Kernel, str | None], None], arg: str | None) -> None:
+        """A move's tunnel, route, state and SA requests leave in one batch per netlink family."""
+        k = self.kernel.kernel
+        with k.batch():
+            step(k, arg)
+
+    def _go_away(self, k: Kernel, coa: str | None) -> None:
+        assert coa is not None
         if self._hoa_on and self._hoa_on != TUNNEL:
             k.delete_address(self._hoa_on, self.hoa, self.plen)
-        if k.ipr.link_lookup(ifname=TUNNEL):
+        if k.link_exists(TUNNEL):
             k.move_tunnel(TUNNEL, coa, self.ha)
         else:
             k.add_tunnel(TUNNEL, coa, self.ha)
@@ -196,7 +203,7 @@ class MobileNode:
         old = self._payload_coa
         if old is None:
             # the policies start where the SAs point (keys file), then move with them
-            old = next((s.src for s in k.xfrm.dump_states()
+            old = next((s.src for s in k.dump_states()
                         if s.mode == XFRM_MODE_TUNNEL and s.reqid == toha and s.dst == self.ha), coa)
             for policy in ipsec.payload_policies_mn(self.hoa, self.ha, old, toha, tomn):
                 k.add_policy(policy)

@@ -1,0 +1,62 @@
+"""mip6d.rtnl's packed requests, decoded by pyroute2's own parsers."""
+
+from __future__ import annotations
+
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.ndmsg import ndmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+from mip6d import rtnl
+
+
+def test_new_ip6tnl() -> None:
+    msg = ifinfmsg(rtnl.new_ip6tnl("mip6ha7", 1048583, "2001:db8:1::1", "2001:db8:a1::10"))
+    msg.decode()
+    assert msg["header"]["type"] == rtnl.RTM_NEWLINK
+    assert msg["header"]["flags"] & (rtnl.NLM_F_CREATE | rtnl.NLM_F_EXCL | rtnl.NLM_F_ACK)
+    assert (msg["index"], msg["flags"], msg["change"]) == (1048583, rtnl.IFF_UP, rtnl.IFF_UP)
+    assert msg.get_attr("IFLA_IFNAME") == "mip6ha7"
+    info = msg.get_attr("IFLA_LINKINFO")
+    assert info.get_attr("IFLA_INFO_KIND") == "ip6tnl"
+    data = info.get_attr("IFLA_INFO_DATA")
+    assert data.get_attr("IFLA_IP6TNL_LOCAL") == "2001:db8:1::1"
+    assert data.get_attr("IFLA_IP6TNL_REMOTE") == "2001:db8:a1::10"
+    assert data.get_attr("IFLA_IP6TNL_FLAGS") == rtnl.IP6_TNL_F_IGN_ENCAP_LIMIT
+    assert data.get_attr("IFLA_IP6TNL_PROTO") == 41
+
+
+def test_move_and_delete_link() -> None:
+    msg = ifinfmsg(rtnl.move_ip6tnl(5, "2001:db8:1::1", "2001:db8:a2::10"))
+    msg.decode()
+    assert msg["header"]["flags"] & rtnl.NLM_F_CREATE == 0 and msg["index"] == 5
+    assert msg.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA").get_attr("IFLA_IP6TNL_REMOTE") == "2001:db8:a2::10"
+    msg = ifinfmsg(rtnl.del_link(5))
+    msg.decode()
+    assert (msg["header"]["type"], msg["index"]) == (rtnl.RTM_DELLINK, 5)
+
+
+def test_routes() -> None:
+    msg = rtmsg(rtnl.replace_route("2001:db8:1::10/128", 9))
+    msg.decode()
+    assert msg["header"]["flags"] & rtnl.NLM_F_REPLACE
+    assert (msg["family"], msg["dst_len"], msg["table"]) == (10, 128, 254)
+    assert msg.get_attr("RTA_DST") == "2001:db8:1::10"
+    assert (msg.get_attr("RTA_OIF"), msg.get_attr("RTA_PRIORITY"), msg.get_attr("RTA_TABLE")) == (9, 1024, 254)
+    msg = rtmsg(rtnl.del_route("::/0", 3, table=252, gateway="fe80::1"))
+    msg.decode()
+    assert msg["header"]["type"] == rtnl.RTM_DELROUTE
+    assert (msg["dst_len"], msg.get_attr("RTA_DST"), msg.get_attr("RTA_TABLE")) == (0, None, 252)
+    assert msg.get_attr("RTA_GATEWAY") == "fe80::1"
+    msg = rtmsg(rtnl.replace_route("2001:db8::/64", 3, table=1000))
+    msg.decode()
+    assert (msg["table"], msg.get_attr("RTA_TABLE")) == (0, 1000)
+
+
+def test_proxy() -> None:
+    msg = ndmsg(rtnl.replace_proxy("2001:db8:1::10", 2))
+    msg.decode()
+    assert (msg["ifindex"], msg["flags"], msg["state"]) == (2, rtnl.NTF_PROXY, rtnl.NUD_PERMANENT)
+    assert msg.get_attr("NDA_DST") == "2001:db8:1::10"
+    msg = ndmsg(rtnl.del_proxy("2001:db8:1::10", 2))
+    msg.decode()
+    assert msg["header"]["type"] == rtnl.RTM_DELNEIGH

@@ -1,0 +1,105 @@
+"""mip6d's kernel layer on the real kernel: batched requests, per-request
+refusals, the ledger, and an unwind that leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pyroute2 import netns
+
+from mip6d import ipsec
+from mip6d.kernel import Kernel, KernelError
+from mip6d.xfrm import Algorithm, Policy, Selector, State, Template
+from mip6d.xfrm.api import IPPROTO_AH, XFRM_MODE_ROUTEOPTIMIZATION, XFRM_POLICY_OUT, XFRM_PROTO_IRO_DST
+from netlab import Host
+
+HA, HOA, COA, COA2 = "2001:db8:1::1", "2001:db8:1::10", "2001:db8:a1::10", "2001:db8:a2::10"
+
+
+def kernel_in(host: Host) -> Kernel:
+    netns.pushns(host.name)
+    try:
+        return Kernel()
+    finally:
+        netns.popns()
+
+
+def esp(spi: int) -> State:
+    return State(HA, HOA, spi=spi, selector=Selector.host(HA, HOA),
+                 aead=Algorithm("rfc4106(gcm(aes))", bytes(20), 128))
+
+
+def snapshot(host: Host) -> dict[str, str]:
+    return {"links": host.run("ip", "-o", "link", "show", "type", "ip6tnl"),
+            "routes": host.run("ip", "-6", "route", "show", "table", "all"),
+            "proxy": host.run("ip", "-6", "neigh", "show", "proxy"),
+            "states": host.run("ip", "-6", "xfrm", "state"), "policies": host.run("ip", "-6", "xfrm", "policy")}
+
+
+@pytest.fixture
+def ha(hosts) -> Host:  # type: ignore[no-untyped-def]
+    host = hosts("kha")
+    host.run("ip", "link", "add", "home0", "type", "dummy")
+    host.run("ip", "link", "set", "home0", "up")
+    host.add_address("home0", HA)
+    return host
+
+
+def test_a_binding_in_one_batch_then_unwound(ha: Host) -> None:
+    before = snapshot(ha)
+    k = kernel_in(ha)
+    with k.batch():
+        k.add_state(esp(0x100))
+        k.put_state(ipsec.ha_binding_state(ipsec.IRO, HOA, HA, COA))
+        index = k.add_tunnel("mip6ha1", HA, COA)
+        k.add_route(HOA + "/128", "mip6ha1")
+        k.add_proxy(HOA, "home0")
+        for policy in ipsec.payload_policies_ha(HOA, HA, COA, 5, 6):
+            k.add_policy(policy)
+    now = snapshot(ha)
+    assert f"{index}: mip6ha1@NONE: <POINTOPOINT,NOARP,UP,LOWER_UP>" in now["links"]
+    assert "remote 2001:db8:a1::10 local 2001:db8:1::1" in ha.run("ip", "-6", "-d", "link", "show", "mip6ha1")
+    assert f"{HOA} dev mip6ha1 proto static metric 1024" in now["routes"]
+    assert f"{HOA} dev home0 proxy" in now["proxy"]
+    assert "proto 254" in now["states"] and "coa 2001:db8:a1::10" in now["states"]
+    assert now["policies"].count("tmpl src") == 3
+    assert len(k.installed()) == 8
+    # a move: the state's CoA and the tunnel's remote change in place
+    with k.batch():
+        k.put_state(ipsec.ha_binding_state(ipsec.IRO, HOA, HA, COA2))
+        k.move_tunnel("mip6ha1", HA, COA2)
+    assert "coa 2001:db8:a2::10" in ha.ip_xfrm()
+    assert "remote 2001:db8:a2::10" in ha.run("ip", "-6", "-d", "link", "show", "mip6ha1")
+    assert k.unwind() == []
+    assert snapshot(ha) == before
+    k.close()
+
+
+def test_a_refusal_names_its_request_and_the_rest_is_recorded(ha: Host) -> None:
+    k = kernel_in(ha)
+    k.add_state(esp(0x200))
+    with pytest.raises(KernelError) as err, k.batch():
+        k.add_proxy(HOA, "home0")
+        k.add_state(esp(0x200))  # already there
+        k.add_state(esp(0x201))
+        k.add_route("2001:db8:99::/64", "home0")
+        k.add_state(esp(0x200))
+    assert str(err.value) == f"xfrm state {HA} -> {HOA} proto 50 spi 0x200: File exists (and 1 more)"
+    assert json.dumps(sorted(k.installed())) == json.dumps(sorted([
+        f"xfrm state {HA} -> {HOA} proto 50 spi 0x200", f"xfrm state {HA} -> {HOA} proto 50 spi 0x201",
+        f"proxy ND {HOA} on home0", "route 2001:db8:99::/64 dev home0 table 254"]))
+    assert k.unwind() == []
+    assert ha.ip_xfrm() == "" and ha.run("ip", "-6", "neigh", "show", "proxy") == ""
+    k.close()
+
+
+def test_a_kernel_refusal_carries_the_extended_ack(ha: Host) -> None:
+    """Remap states go with ESP only: the series refuses AH with an extack message."""
+    k = kernel_in(ha)
+    with pytest.raises(KernelError) as err:
+        k.add_policy(Policy(Selector.host(HA, HOA), XFRM_POLICY_OUT, [
+            Template(proto=IPPROTO_AH), Template(proto=XFRM_PROTO_IRO_DST, mode=XFRM_MODE_ROUTEOPTIMIZATION)]))
+    assert str(err.value).endswith(": Invalid argument (IRO remapping cannot be used with AH)"), str(err.value)
+    assert k.installed() == [] and ha.run("ip", "-6", "xfrm", "policy") == ""
+    k.close()

@@ -1,0 +1,89 @@
+"""rtnetlink requests for the objects a home agent makes per binding: its ip6ip6
+tunnel, host route and proxy-ND entry, packed directly (see xfrm/wire.py for
+why not through pyroute2's message classes). tests/host/test_rtnl.py decodes
+each with pyroute2's parsers."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+
+from mip6d.xfrm.wire import nla, nlmsg
+
+RTM_NEWLINK, RTM_DELLINK, RTM_NEWROUTE, RTM_DELROUTE, RTM_NEWNEIGH, RTM_DELNEIGH = 16, 17, 24, 25, 28, 29
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x100, 0x200, 0x400
+REQUEST = NLM_F_REQUEST | NLM_F_ACK
+IFF_UP = 0x1
+IFLA_IFNAME, IFLA_LINKINFO, IFLA_INFO_KIND, IFLA_INFO_DATA = 3, 18, 1, 2
+IFLA_IPTUN_LOCAL, IFLA_IPTUN_REMOTE, IFLA_IPTUN_FLAGS, IFLA_IPTUN_PROTO = 2, 3, 8, 9
+IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1
+IPPROTO_IPV6 = 41
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE = 1, 4, 5, 6, 15
+RTPROT_STATIC, RT_SCOPE_UNIVERSE, RTN_UNICAST = 4, 0, 1
+NDA_DST = 1
+NTF_PROXY, NUD_PERMANENT = 0x08, 0x80
+_IFINFO = struct.Struct("=BxHiII")
+_RTMSG = struct.Struct("=BBBBBBBBI")
+_NDMSG = struct.Struct("=BxxxiHBB")
+
+
+def _ip6(address: str) -> bytes:
+    return ipaddress.IPv6Address(address).packed
+
+
+def _ip6tnl_info(local: str, remote: str) -> bytes:
+    data = (nla(IFLA_IPTUN_LOCAL, _ip6(local)) + nla(IFLA_IPTUN_REMOTE, _ip6(remote))
+            + nla(IFLA_IPTUN_FLAGS, struct.pack("=I", IP6_TNL_F_IGN_ENCAP_LIMIT))
+            + nla(IFLA_IPTUN_PROTO, struct.pack("=B", IPPROTO_IPV6)))
+    return nla(IFLA_LINKINFO, nla(IFLA_INFO_KIND, b"ip6tnl\0") + nla(IFLA_INFO_DATA, data))
+
+
+def new_ip6tnl(name: str, index: int, local: str, remote: str) -> bytes:
+    """An ip6ip6 tunnel without the encapsulation-limit option (8 bytes per packet),
+    created up, at an ifindex the caller chose, so no lookup follows."""
+    body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, IFF_UP, IFF_UP)
+    body += nla(IFLA_IFNAME, name.encode() + b"\0") + _ip6tnl_info(local, remote)
+    return nlmsg(RTM_NEWLINK, REQUEST | NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+def move_ip6tnl(index: int, local: str, remote: str) -> bytes:
+    """New endpoints for an existing tunnel (`ip -6 tunnel change`)."""
+    return nlmsg(RTM_NEWLINK, REQUEST, _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0) + _ip6tnl_info(local, remote))
+
+
+def del_link(index: int) -> bytes:
+    return nlmsg(RTM_DELLINK, REQUEST, _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0))
+
+
+def _route(dst: str, oif: int, table: int, metric: int, gateway: str | None) -> bytes:
+    network = ipaddress.IPv6Network(dst)
+    body = _RTMSG.pack(socket.AF_INET6, network.prefixlen, 0, 0, table if table < 256 else 0, RTPROT_STATIC,
+                       RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
+    body += nla(RTA_DST, network.network_address.packed) if network.prefixlen else b""
+    body += nla(RTA_OIF, struct.pack("=i", oif)) + nla(RTA_PRIORITY, struct.pack("=I", metric))
+    body += nla(RTA_TABLE, struct.pack("=I", table))
+    if gateway:
+        body += nla(RTA_GATEWAY, _ip6(gateway))
+    return body
+
+
+def replace_route(dst: str, oif: int, table: int = 254, metric: int = 1024, gateway: str | None = None) -> bytes:
+    return nlmsg(RTM_NEWROUTE, REQUEST | NLM_F_CREATE | NLM_F_REPLACE, _route(dst, oif, table, metric, gateway))
+
+
+def del_route(dst: str, oif: int, table: int = 254, metric: int = 1024, gateway: str | None = None) -> bytes:
+    return nlmsg(RTM_DELROUTE, REQUEST, _route(dst, oif, table, metric, gateway))
+
+
+def _proxy(address: str, ifindex: int) -> bytes:
+    return _NDMSG.pack(socket.AF_INET6, ifindex, NUD_PERMANENT, NTF_PROXY, 0) + nla(NDA_DST, _ip6(address))
+
+
+def replace_proxy(address: str, ifindex: int) -> bytes:
+    """A proxy-ND entry (`ip -6 neigh replace proxy ADDRESS dev IF`)."""
+    return nlmsg(RTM_NEWNEIGH, REQUEST | NLM_F_CREATE | NLM_F_REPLACE, _proxy(address, ifindex))
+
+
+def del_proxy(address: str, ifindex: int) -> bytes:
+    return nlmsg(RTM_DELNEIGH, REQUEST, _proxy(address, ifindex))
