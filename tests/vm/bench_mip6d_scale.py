@@ -126,10 +126,15 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system time of the whole process (all threads)."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system time of the whole process (all threads): Python vs the kernel's work."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
 
 
 def find_daemon_pid(pid: int) -> int:
@@ -454,7 +459,7 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
         result["ha_startup"] = {"complete": True, "seconds": round(startup, 2), "cpu_s": round(cpu_seconds(ha.pid), 2),
                                 "states": states, "policies": policies}
         time.sleep(2)  # let the start-up settle (allocator, late frees)
-        mem0, rss0, cpu0 = meminfo(), rss_kib(ha.pid), cpu_seconds(ha.pid)
+        mem0, rss0, cpu0, split0 = meminfo(), rss_kib(ha.pid), cpu_seconds(ha.pid), cpu_split(ha.pid)
         result["ha_startup"]["rss_kib"] = rss0
         result["ha_startup"]["kernel_slab_delta_kib"] = mem0["Slab"] - mem_before_ha["Slab"]
         log(f"  HA ready in {startup:.1f} s ({result['ha_startup']['cpu_s']} CPU s), RSS {rss0} KiB, "
@@ -463,10 +468,13 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
         log(f"N={n} {mode.name}: first registrations, window {window}")
         first = sim.run_round(1, window, deadline)
         time.sleep(1)
-        mem1, rss1, cpu1 = meminfo(), rss_kib(ha.pid), cpu_seconds(ha.pid)
+        mem1, rss1, cpu1, split1 = meminfo(), rss_kib(ha.pid), cpu_seconds(ha.pid), cpu_split(ha.pid)
         status = ha.ctl("status", timeout=120)
+        bound_now = max(1, first.accepted)
         result["registration"] = {**first.summary(), "ha_cpu_s": round(cpu1 - cpu0, 2),
                                   "ha_cpu_ms_per_bu": round((cpu1 - cpu0) * 1000 / max(1, first.accepted), 2),
+                                  "ha_user_ms_per_bu": round((split1[0] - split0[0]) * 1000 / bound_now, 2),
+                                  "ha_system_ms_per_bu": round((split1[1] - split0[1]) * 1000 / bound_now, 2),
                                   "ha_bindings": status["bindings"], "ha_stats": {
                                       k: status[k] for k in ("bu", "ba", "rejected", "malformed")}}
         bound = max(1, status["bindings"])
@@ -482,7 +490,8 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
         }
         r = result["registration"]
         log(f"  {r['accepted_status_0']}/{n} accepted in {r['wall_s']} s: {r['rate_per_s']} bindings/s, "
-            f"HA {r['ha_cpu_ms_per_bu']} CPU ms per BU; RSS {rss0} -> {rss1} KiB, "
+            f"HA {r['ha_cpu_ms_per_bu']} CPU ms per BU ({r['ha_user_ms_per_bu']} user, "
+            f"{r['ha_system_ms_per_bu']} system); RSS {rss0} -> {rss1} KiB, "
             f"Slab {mem0['Slab']} -> {mem1['Slab']} KiB")
         if not first.complete:
             return result

@@ -106,6 +106,7 @@ class HomeAgent:
 
     # -- life cycle -------------------------------------------------------------
     def _install_base(self, k: Kernel) -> None:
+        k.pin(self.ifname)
         k.set_sysctl("net.ipv6.conf.all.forwarding", "1")
         k.set_sysctl(f"net.ipv6.conf.{self.ifname}.proxy_ndp", "1")
         with k.batch():

@@ -77,6 +77,7 @@ class Kernel:
         self._undo: dict[tuple[Any, ...], _Undo] = {}
         self._states: dict[tuple[Any, ...], State] = {}  # recorded SAs, so MIGRATE can re-key them
         self._links: dict[str, int] = {}  # tunnels this daemon made
+        self._pinned: dict[str, int] = {}  # interfaces whose index is looked up once (see pin)
         self._next_index = TUNNEL_INDEX_BASE
 
     # -- sending --------------------------------------------------------------
@@ -264,11 +265,18 @@ class Kernel:
                     self._record_state(moved, f"xfrm state {moved.src} -> {moved.dst} spi {moved.spi:#x} (migrated)")
 
     # -- links, addresses, routes, rules, proxy ND, sysctls --------------------
+    def pin(self, ifname: str) -> None:
+        """Look `ifname` up once from now on: a home agent's home interface, whose
+        index its proxy entries need on every first registration."""
+        self._pinned[ifname] = self.ifindex(ifname)
+
     def _lookup(self, ifname: str) -> int | None:
         """A link's index; no flush, since only tunnels made in this batch could be
         pending, and those are in self._links."""
         if ifname in self._links:
             return self._links[ifname]
+        if ifname in self._pinned:
+            return self._pinned[ifname]
         try:
             found = self.ipr.link_lookup(ifname=ifname)
         except (NetlinkError, OSError) as err:

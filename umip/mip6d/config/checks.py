@@ -14,6 +14,8 @@ parsing (parser.py).
 
 from __future__ import annotations
 
+from ipaddress import IPv6Address
+
 from .errors import ConfigError, Location
 from .model import Config, IPsecPolicyType, Role
 
@@ -78,9 +80,13 @@ def _check_iro(config: Config) -> None:
         if not config.ipsec_policy_sets:
             raise ConfigError(iro_at, "UseMnHaIRO on a home agent needs an IPsecPolicySet with IPsecPolicy "
                                       "HomeRegBinding for its mobile nodes (Binding Updates travel as IPv6/ESP)")
+        types: dict[tuple[IPv6Address, IPv6Address], set[IPsecPolicyType]] = {}  # one pass: 10,000 HoAs
+        for policy_set in config.ipsec_policy_sets:
+            kinds = {p.type for p in policy_set.policies}
+            for hoa in policy_set.home_addresses:
+                types.setdefault((policy_set.home_agent_address, hoa.ip), set()).update(kinds)
         for policy_set in config.ipsec_policy_sets:
             for hoa in policy_set.home_addresses:
-                types = {p.type for p in config.ipsec_policies_for(policy_set.home_agent_address, hoa.ip)}
-                if not types & _BU_POLICIES:
+                if not types[policy_set.home_agent_address, hoa.ip] & _BU_POLICIES:
                     raise ConfigError(policy_set.location, f"UseMnHaIRO needs IPsecPolicy HomeRegBinding for home "
                                                            f"address {hoa.ip} (Binding Updates travel as IPv6/ESP)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import select
 import socket
@@ -33,7 +34,10 @@ class XfrmError(Exception):
     """A request the kernel refused: names the message and the kernel's reason."""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def pack_addr(addr: str | None, family: int = socket.AF_INET6) -> bytes:
+    """Cached: a home agent packs the same few addresses into every request, and
+    parsing one costs ~0.3 ms under TCG."""
     if not addr:
         return bytes(16)
     return ipaddress.ip_address(addr).packed.ljust(16, b"\0")
@@ -47,9 +51,14 @@ def unpack_addr(raw: bytes, family: int) -> str:
 
 def _family(*addrs: str | None) -> int:
     for addr in addrs:
-        if addr and ipaddress.ip_address(addr).version == 4:
+        if addr and _version(addr) == 4:
             return socket.AF_INET
     return socket.AF_INET6
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _version(addr: str) -> int:
+    return ipaddress.ip_address(addr).version
 
 
 @dataclass
