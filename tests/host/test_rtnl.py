@@ -42,11 +42,14 @@ def test_routes() -> None:
     assert (msg["family"], msg["dst_len"], msg["table"]) == (10, 128, 254)
     assert msg.get_attr("RTA_DST") == "2001:db8:1::10"
     assert (msg.get_attr("RTA_OIF"), msg.get_attr("RTA_PRIORITY"), msg.get_attr("RTA_TABLE")) == (9, 1024, 254)
-    msg = rtmsg(rtnl.del_route("::/0", 3, table=252, gateway="fe80::1"))
+    msg = rtmsg(rtnl.replace_route("2001:db8:1::10/128", 9, gateway="2001:db8:a1::10"))
+    msg.decode()
+    assert msg.get_attr("RTA_GATEWAY") == "2001:db8:a1::10"
+    msg = rtmsg(rtnl.del_route("::/0", 3, table=252))
     msg.decode()
     assert msg["header"]["type"] == rtnl.RTM_DELROUTE
     assert (msg["dst_len"], msg.get_attr("RTA_DST"), msg.get_attr("RTA_TABLE")) == (0, None, 252)
-    assert msg.get_attr("RTA_GATEWAY") == "fe80::1"
+    assert msg.get_attr("RTA_GATEWAY") is None
     msg = rtmsg(rtnl.replace_route("2001:db8::/64", 3, table=1000))
     msg.decode()
     assert (msg["table"], msg.get_attr("RTA_TABLE")) == (0, 1000)

@@ -10,11 +10,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute, config, netns
 from scapy.plist import PacketList
 from scapy.utils import rdpcap
 
 from mip6d.xfrm import XfrmSocket
+
+# pyroute2 gives the child that creates a namespace 2 s; under TCG, right after a
+# namespace with thousands of devices was removed, its cleanup holds the locks
+# that creating one needs for longer than that.
+config.default_communicate_timeout = 60
 
 
 def sh(*argv: str, check: bool = True) -> str:

@@ -328,9 +328,11 @@ class Kernel:
 
     def add_route(self, dst: str, ifname: str, table: int = 254, gateway: str | None = None,
                   metric: int = 1024) -> None:
+        """Add or replace (a new gateway for the same destination)."""
         oif = self.ifindex(ifname)
-        key, what = ("route", dst, table, metric), f"route {dst} dev {ifname} table {table}"
-        undo = rtnl.del_route(dst, oif, table, metric, gateway)
+        key = ("route", dst, table, metric)
+        what = f"route {dst}{f' via {gateway}' if gateway else ''} dev {ifname} table {table}"
+        undo = rtnl.del_route(dst, oif, table, metric)
         self._send(_Request(NETLINK_ROUTE, rtnl.replace_route(dst, oif, table, metric, gateway), what,
                             done=lambda: self._record(key, what, NETLINK_ROUTE, undo)))
 

@@ -72,8 +72,9 @@ def replace_route(dst: str, oif: int, table: int = 254, metric: int = 1024, gate
     return nlmsg(RTM_NEWROUTE, REQUEST | NLM_F_CREATE | NLM_F_REPLACE, _route(dst, oif, table, metric, gateway))
 
 
-def del_route(dst: str, oif: int, table: int = 254, metric: int = 1024, gateway: str | None = None) -> bytes:
-    return nlmsg(RTM_DELROUTE, REQUEST, _route(dst, oif, table, metric, gateway))
+def del_route(dst: str, oif: int, table: int = 254, metric: int = 1024) -> bytes:
+    """By destination, table, metric and device: whatever the gateway is by now."""
+    return nlmsg(RTM_DELROUTE, REQUEST, _route(dst, oif, table, metric, None))
 
 
 def _proxy(address: str, ifindex: int) -> bytes:
