@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pyroute2.netlink.rtnl.fibmsg import fibmsg
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
@@ -63,3 +65,27 @@ def test_proxy() -> None:
     msg = ndmsg(rtnl.del_proxy("2001:db8:1::10", 2))
     msg.decode()
     assert msg["header"]["type"] == rtnl.RTM_DELNEIGH
+
+
+def test_addresses() -> None:
+    msg = ifaddrmsg(rtnl.new_address(7, "2001:db8:1::10", 128, 0x12))
+    msg.decode()
+    assert msg["header"]["type"] == rtnl.RTM_NEWADDR
+    assert (msg["family"], msg["prefixlen"], msg["flags"], msg["index"]) == (10, 128, 0x12, 7)
+    assert (msg.get_attr("IFA_ADDRESS"), msg.get_attr("IFA_FLAGS")) == ("2001:db8:1::10", 0x12)
+    msg = ifaddrmsg(rtnl.del_address(7, "2001:db8:1::10", 64))
+    msg.decode()
+    assert (msg["header"]["type"], msg["prefixlen"], msg.get_attr("IFA_ADDRESS")) == (
+        rtnl.RTM_DELADDR, 64, "2001:db8:1::10")
+
+
+def test_rules() -> None:
+    msg = fibmsg(rtnl.new_rule("2001:db8:1::10", 252, 1000))
+    msg.decode()
+    assert msg["header"]["type"] == rtnl.RTM_NEWRULE
+    assert (msg["family"], msg["src_len"], msg["table"], msg["action"]) == (10, 128, 252, rtnl.FR_ACT_TO_TBL)
+    assert (msg.get_attr("FRA_SRC"), msg.get_attr("FRA_PRIORITY"), msg.get_attr("FRA_TABLE")) == (
+        "2001:db8:1::10", 1000, 252)
+    msg = fibmsg(rtnl.del_rule("2001:db8:1::10", 1000, 5))
+    msg.decode()
+    assert (msg["header"]["type"], msg["table"], msg.get_attr("FRA_TABLE")) == (rtnl.RTM_DELRULE, 0, 1000)

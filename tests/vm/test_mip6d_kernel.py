@@ -9,7 +9,7 @@ import pytest
 from pyroute2 import netns
 
 from mip6d import ipsec
-from mip6d.kernel import Kernel, KernelError
+from mip6d.kernel import IFA_F_HOMEADDRESS, IFA_F_NODAD, Kernel, KernelError
 from mip6d.xfrm import Algorithm, Policy, Selector, State, Template
 from mip6d.xfrm.api import IPPROTO_AH, XFRM_MODE_ROUTEOPTIMIZATION, XFRM_POLICY_OUT, XFRM_PROTO_IRO_DST
 from netlab import Host
@@ -34,6 +34,7 @@ def snapshot(host: Host) -> dict[str, str]:
     return {"links": host.run("ip", "-o", "link", "show", "type", "ip6tnl"),
             "routes": host.run("ip", "-6", "route", "show", "table", "all"),
             "proxy": host.run("ip", "-6", "neigh", "show", "proxy"),
+            "addresses": host.run("ip", "-6", "-o", "addr"), "rules": host.run("ip", "-6", "rule"),
             "states": host.run("ip", "-6", "xfrm", "state"), "policies": host.run("ip", "-6", "xfrm", "policy")}
 
 
@@ -55,6 +56,8 @@ def test_a_binding_in_one_batch_then_unwound(ha: Host) -> None:
         index = k.add_tunnel("mip6ha1", HA, COA)
         k.add_route(HOA + "/128", "mip6ha1")
         k.add_proxy(HOA, "home0")
+        k.add_address("mip6ha1", HOA, 128, IFA_F_NODAD | IFA_F_HOMEADDRESS)
+        k.add_rule(HOA, 252, 1000)
         for policy in ipsec.payload_policies_ha(HOA, HA, COA, 5, 6):
             k.add_policy(policy)
     now = snapshot(ha)
@@ -64,7 +67,9 @@ def test_a_binding_in_one_batch_then_unwound(ha: Host) -> None:
     assert f"{HOA} dev home0 proxy" in now["proxy"]
     assert "proto 254" in now["states"] and "coa 2001:db8:a1::10" in now["states"]
     assert now["policies"].count("tmpl src") == 3
-    assert len(k.installed()) == 8
+    assert f"mip6ha1    inet6 {HOA}/128 scope global nodad home" in now["addresses"]
+    assert f"1000:\tfrom {HOA} lookup 252" in now["rules"]
+    assert len(k.installed()) == 10
     # a move: the state's CoA and the tunnel's remote change in place
     with k.batch():
         k.put_state(ipsec.ha_binding_state(ipsec.IRO, HOA, HA, COA2))

@@ -1,11 +1,11 @@
 """Every kernel object the daemon installs goes through here and is recorded,
 so shutdown removes exactly what the daemon added and nothing else.
 
-XFRM states and policies, tunnels, routes and proxy entries are packed by
-mip6d.xfrm.wire / mip6d.rtnl and sent through batch sockets: inside
-`with kernel.batch():` they leave in one sendmsg per netlink family at the end
-of the block. Everything else (addresses, rules, dumps) goes through pyroute2,
-after whatever is pending. pyroute2's synchronous sockets cannot run inside a
+XFRM states and policies, tunnels, addresses, routes, rules and proxy entries
+are packed by mip6d.xfrm.wire / mip6d.rtnl and sent through batch sockets:
+inside `with kernel.batch():` they leave in one sendmsg per netlink family at
+the end of the block. Lookups and dumps go through pyroute2 (dumps after
+whatever is pending). pyroute2's synchronous sockets cannot run inside a
 running asyncio loop, so all of this runs in one thread (see `KernelThread`)."""
 
 from __future__ import annotations
@@ -43,11 +43,6 @@ class KernelError(RuntimeError):
     """A kernel request failed; the message names the object."""
 
 
-def _gone(err: BaseException) -> bool:
-    code = getattr(err, "code", None) or getattr(err, "errno", None)
-    return isinstance(code, int) and abs(code) in GONE
-
-
 @dataclasses.dataclass
 class _Request:
     protocol: int
@@ -60,9 +55,15 @@ class _Request:
 
 @dataclasses.dataclass
 class _Undo:
+    """How to remove one recorded object: a netlink request, or a call (sysctls)."""
+
     what: str
-    protocol: int | None  # None: `action` is a callable
-    action: bytes | Callable[[], object]
+    protocol: int = NETLINK_ROUTE
+    request: bytes = b""
+    call: Callable[[], object] | None = None
+
+    def as_request(self) -> _Request:
+        return _Request(self.protocol, self.request, self.what, tolerate=GONE)
 
 
 class Kernel:
@@ -118,9 +119,8 @@ class Kernel:
             raise KernelError(failures[0] + more)
 
     # -- ledger ---------------------------------------------------------------
-    def _record(self, key: tuple[Any, ...], what: str, protocol: int | None,
-                undo: bytes | Callable[[], object]) -> None:
-        self._undo.setdefault(key, _Undo(what, protocol, undo))
+    def _record(self, key: tuple[Any, ...], what: str, protocol: int, request: bytes) -> None:
+        self._undo.setdefault(key, _Undo(what, protocol, request))
 
     def _forget(self, key: tuple[Any, ...]) -> None:
         self._undo.pop(key, None)
@@ -133,13 +133,8 @@ class Kernel:
         failures: list[str] = []
         with contextlib.suppress(KernelError):
             self.flush()
-        batch: list[_Undo] = []
 
-        def send_batch() -> None:
-            for undo in batch:
-                self._pending.append(_Request(undo.protocol or 0, undo.action, undo.what,  # type: ignore[arg-type]
-                                              tolerate=GONE))
-            batch.clear()
+        def send_pending() -> None:
             try:
                 self.flush()
             except KernelError as err:
@@ -147,34 +142,24 @@ class Kernel:
 
         for key in reversed(list(self._undo)):
             undo = self._undo.pop(key)
-            if undo.protocol is not None:
-                batch.append(undo)
+            if undo.call is None:
+                self._pending.append(undo.as_request())
                 continue
-            send_batch()
+            send_pending()
             try:
-                undo.action()  # type: ignore[operator]
-            except (NetlinkError, XfrmError, OSError) as err:
-                if not _gone(err):
-                    failures.append(f"{undo.what}: {err}")
-        send_batch()
+                undo.call()
+            except OSError as err:
+                failures.append(f"{undo.what}: {err}")
+        send_pending()
         self._states.clear()
         self._links.clear()
         return failures
 
     def _undo_now(self, key: tuple[Any, ...]) -> None:
-        """Remove one recorded object now (or with the batch); a vanished object is fine."""
+        """Remove one recorded netlink object now (or with the batch); a vanished one is fine."""
         undo = self._undo.pop(key, None)
-        if undo is None:
-            return
-        if undo.protocol is not None:
-            self._send(_Request(undo.protocol, undo.action, undo.what, tolerate=GONE))  # type: ignore[arg-type]
-            return
-        self.flush()
-        try:
-            undo.action()  # type: ignore[operator]
-        except (NetlinkError, XfrmError, OSError) as err:
-            if not _gone(err):
-                raise KernelError(f"{undo.what}: {err}") from err
+        if undo is not None:
+            self._send(undo.as_request())
 
     def _do(self, what: str, action: Callable[[], T]) -> T:
         """A pyroute2 request, after everything pending."""
@@ -318,10 +303,10 @@ class Kernel:
 
     def add_address(self, ifname: str, address: str, prefixlen: int, flags: int = IFA_F_NODAD) -> None:
         index = self.ifindex(ifname)
-        self._do(f"address {address}/{prefixlen} on {ifname}", lambda: self.ipr.addr(
-            "add", index=index, address=address, prefixlen=prefixlen, flags=flags))
-        self._record(("addr", address, ifname), f"address {address} on {ifname}", None,
-                     lambda: self.ipr.addr("del", index=index, address=address, prefixlen=prefixlen))
+        key, what = ("addr", address, ifname), f"address {address}/{prefixlen} on {ifname}"
+        undo = rtnl.del_address(index, address, prefixlen)
+        self._send(_Request(NETLINK_ROUTE, rtnl.new_address(index, address, prefixlen, flags), what,
+                            done=lambda: self._record(key, what, NETLINK_ROUTE, undo)))
 
     def delete_address(self, ifname: str, address: str, prefixlen: int) -> None:
         self._undo_now(("addr", address, ifname))
@@ -340,10 +325,10 @@ class Kernel:
         self._undo_now(("route", dst, table, metric))
 
     def add_rule(self, src: str, table: int, priority: int) -> None:
-        spec = {"family": 10, "src": src, "src_len": 128, "table": table, "priority": priority}
-        self._do(f"rule from {src} lookup {table}", lambda: self.ipr.rule("add", **spec))
-        self._record(("rule", src, table, priority), f"rule from {src} lookup {table}", None,
-                     lambda: self.ipr.rule("del", **spec))
+        key, what = ("rule", src, table, priority), f"rule from {src} lookup {table}"
+        undo = rtnl.del_rule(src, table, priority)
+        self._send(_Request(NETLINK_ROUTE, rtnl.new_rule(src, table, priority), what,
+                            done=lambda: self._record(key, what, NETLINK_ROUTE, undo)))
 
     def delete_rule(self, src: str, table: int, priority: int) -> None:
         self._undo_now(("rule", src, table, priority))
@@ -364,7 +349,8 @@ class Kernel:
         old = path.read_text().strip()
         if old != value:
             path.write_text(value)
-            self._record(("sysctl", key), f"sysctl {key}={value} (was {old})", None, lambda: path.write_text(old))
+            self._undo.setdefault(("sysctl", key), _Undo(f"sysctl {key}={value} (was {old})",
+                                                         call=lambda: path.write_text(old)))
 
     def close(self) -> None:
         self.ipr.close()

@@ -189,6 +189,7 @@ class MobileNode:
         if ifname and self._hoa_on is None:
             k.add_address(ifname, self.hoa, self.plen)
             self._hoa_on = ifname
+            k.flush()  # the address is back before the NA claims it
             nd.announce(ifname, self.hoa)
         if self._payload_coa:
             for policy in ipsec.payload_policies_mn(self.hoa, self.ha, self._payload_coa, *self._payload):

@@ -1,7 +1,7 @@
-"""rtnetlink requests for the objects a home agent makes per binding: its ip6ip6
-tunnel, host route and proxy-ND entry, packed directly (see xfrm/wire.py for
-why not through pyroute2's message classes). tests/host/test_rtnl.py decodes
-each with pyroute2's parsers."""
+"""rtnetlink requests for the objects the daemon makes on every binding or move:
+ip6ip6 tunnels, routes, proxy-ND entries, the home address and the "from HoA"
+rule, packed directly (see xfrm/wire.py for why not through pyroute2's message
+classes). tests/host/test_rtnl.py decodes each with pyroute2's parsers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import struct
 
 from mip6d.xfrm.wire import nla, nlmsg
 
-RTM_NEWLINK, RTM_DELLINK, RTM_NEWROUTE, RTM_DELROUTE, RTM_NEWNEIGH, RTM_DELNEIGH = 16, 17, 24, 25, 28, 29
+RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR = 16, 17, 20, 21
+RTM_NEWROUTE, RTM_DELROUTE, RTM_NEWNEIGH, RTM_DELNEIGH, RTM_NEWRULE, RTM_DELRULE = 24, 25, 28, 29, 32, 33
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x100, 0x200, 0x400
 REQUEST = NLM_F_REQUEST | NLM_F_ACK
 IFF_UP = 0x1
@@ -22,10 +23,14 @@ IPPROTO_IPV6 = 41
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE = 1, 4, 5, 6, 15
 RTPROT_STATIC, RT_SCOPE_UNIVERSE, RTN_UNICAST = 4, 0, 1
 NDA_DST = 1
+IFA_ADDRESS, IFA_FLAGS = 1, 8
+FRA_SRC, FRA_PRIORITY, FRA_TABLE, FR_ACT_TO_TBL = 2, 6, 15, 1
 NTF_PROXY, NUD_PERMANENT = 0x08, 0x80
 _IFINFO = struct.Struct("=BxHiII")
 _RTMSG = struct.Struct("=BBBBBBBBI")
 _NDMSG = struct.Struct("=BxxxiHBB")
+_IFADDRMSG = struct.Struct("=BBBBi")
+_FIB_RULE_HDR = struct.Struct("=BBBBBBBBI")
 
 
 def _ip6(address: str) -> bytes:
@@ -88,3 +93,31 @@ def replace_proxy(address: str, ifindex: int) -> bytes:
 
 def del_proxy(address: str, ifindex: int) -> bytes:
     return nlmsg(RTM_DELNEIGH, REQUEST, _proxy(address, ifindex))
+
+
+def _address(index: int, address: str, prefixlen: int, flags: int) -> bytes:
+    return (_IFADDRMSG.pack(socket.AF_INET6, prefixlen, flags & 0xFF, 0, index) + nla(IFA_ADDRESS, _ip6(address))
+            + nla(IFA_FLAGS, struct.pack("=I", flags)))
+
+
+def new_address(index: int, address: str, prefixlen: int, flags: int) -> bytes:
+    return nlmsg(RTM_NEWADDR, REQUEST | NLM_F_CREATE | NLM_F_EXCL, _address(index, address, prefixlen, flags))
+
+
+def del_address(index: int, address: str, prefixlen: int) -> bytes:
+    return nlmsg(RTM_DELADDR, REQUEST, _address(index, address, prefixlen, 0))
+
+
+def _rule(src: str, table: int, priority: int) -> bytes:
+    return (_FIB_RULE_HDR.pack(socket.AF_INET6, 0, 128, 0, table if table < 256 else 0, 0, 0, FR_ACT_TO_TBL, 0)
+            + nla(FRA_SRC, _ip6(src)) + nla(FRA_PRIORITY, struct.pack("=I", priority))
+            + nla(FRA_TABLE, struct.pack("=I", table)))
+
+
+def new_rule(src: str, table: int, priority: int) -> bytes:
+    """`ip -6 rule add from SRC lookup TABLE priority PRIORITY`."""
+    return nlmsg(RTM_NEWRULE, REQUEST | NLM_F_CREATE | NLM_F_EXCL, _rule(src, table, priority))
+
+
+def del_rule(src: str, table: int, priority: int) -> bytes:
+    return nlmsg(RTM_DELRULE, REQUEST, _rule(src, table, priority))
