@@ -152,7 +152,7 @@ def run(m: int = 300) -> dict[str, Any]:
         link(ha, "ha0", peer, "peer0")
         ha.add_address("ha0", sc.HA)
         peer.add_address("peer0", sc.SIM_RTR)
-        ha.add_route(sc.COA_PREFIX, "ha0", gateway=sc.SIM_RTR)
+        ha.add_route(sc.COA_SPACE, "ha0", gateway=sc.SIM_RTR)
         ha.sysctl("net.ipv6.conf.all.forwarding", "1")
         ha.sysctl("net.ipv6.conf.ha0.proxy_ndp", "1")
         env_path = f"{Path(__file__).parent}:{REPO / 'umip'}"

@@ -1,10 +1,13 @@
 """Home agent scale: one real mip6d home agent serving N home addresses, and a
 simulator of N mobile nodes sending real Binding Updates over real SAs.
 
-    namespace HA                           namespace SIM (access router + N MNs)
-    ha0 2001:db8:1::1/64  ---- veth ----   sim0 2001:db8:1::fe/64
-    2001:db8:a1::/64 via 2001:db8:1::fe    lo: HoA_i 2001:db8:1::1:i/128 (HOMEADDRESS, NODAD)
-                                           local 2001:db8:a1::/64 dev lo: CoA_i 2001:db8:a1::1:i
+    namespace HA                             namespace SIM0 (access router + MNs 0-499)
+    ha0 2001:db8:1::1/64  ---- veth ------   sim0 2001:db8:1::fe/64
+    2001:db8:a1:0::/64 via 2001:db8:1::fe    lo: HoA_i 2001:db8:1::1:i/128 (HOMEADDRESS, NODAD)
+                                             local 2001:db8:a1:0::/64 dev lo: CoA_i 2001:db8:a1:0::1:i
+    hs1 2001:db8:f:1::1/64 ---- veth -----   namespace SIM1 (MNs 500-999), sim0 2001:db8:f:1::2/64
+    2001:db8:a1:1::/64 via 2001:db8:f:1::2   local 2001:db8:a1:1::/64 dev lo
+    ...
 
 Each simulated MN has its own care-of address, behind the simulator acting as
 the access router, as N real MNs on a visited network would be: the HA keeps
@@ -12,6 +15,10 @@ one neighbour (the router) and N ip6ip6 tunnels with distinct remotes. The
 CoAs are local to the simulator through one AnyIP route rather than N
 addresses: each IPv6 address added walks all the namespace's addresses
 (addrconf_verify_rtnl), which made 20,000 addresses take minutes under TCG.
+The MNs are split over namespaces of SHARD_SIZE: in IRO mode a BA reaches its
+MN at the CoA and is matched by SPI alone, which walks the namespace's SPI
+table; a real MN holds a handful of SAs, so one namespace holding 20,000 would
+measure the simulator, not the home agent.
 
 The simulator holds, per HoA, what a mobile node daemon installs
 (test_mip6d_input.mn_side): the HoA on lo, the two ESP transport SAs of the
@@ -36,7 +43,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +70,8 @@ from netlab import Host, link
 
 HA = "2001:db8:1::1"
 SIM_RTR = "2001:db8:1::fe"
-COA_PREFIX = "2001:db8:a1::/64"
+COA_SPACE = "2001:db8:a1::/48"  # one /64 per simulator namespace
+SHARD_SIZE = 500  # simulated MNs per namespace
 REQID_TOHA, REQID_TOMN = 1, 2
 SPI_TOHA, SPI_TOMN = 0x100000, 0x200000
 KEY = "0x" + bytes(range(20)).hex()
@@ -78,8 +86,16 @@ def hoa(i: int) -> str:
     return str(ipaddress.IPv6Address("2001:db8:1::1:0") + i)
 
 
+def shard_of(i: int) -> int:
+    return i // SHARD_SIZE
+
+
+def coa_prefix(shard: int) -> str:
+    return f"2001:db8:a1:{shard:x}::/64"
+
+
 def coa(i: int) -> str:
-    return str(ipaddress.IPv6Address("2001:db8:a1::1:0") + i)
+    return str(ipaddress.IPv6Address(f"2001:db8:a1:{shard_of(i):x}::1:0") + i)
 
 
 def log(message: str) -> None:
@@ -270,27 +286,63 @@ class Round:
         }
 
 
+def shard_hosts(ha_host: Host, n: int, tag: str) -> list[Host]:
+    """The simulator's namespaces, each an access router for its MNs' CoA prefix:
+    the first on the home link (ha0), the others on links of their own."""
+    shards: list[Host] = []
+    for k in range(shard_of(n - 1) + 1):
+        shard = Host(f"bssim{tag}-{k}")
+        shards.append(shard)
+        if k == 0:
+            link(ha_host, "ha0", shard, "sim0")
+            ha_host.add_address("ha0", HA)
+            shard.add_address("sim0", SIM_RTR)
+            ha_host.add_route(coa_prefix(k), "ha0", gateway=SIM_RTR)
+            continue
+        near, far = f"2001:db8:f:{k:x}::1", f"2001:db8:f:{k:x}::2"
+        link(ha_host, f"hs{k}", shard, "sim0")
+        ha_host.add_address(f"hs{k}", near)
+        shard.add_address("sim0", far)
+        shard.add_route(f"{HA}/128", "sim0", gateway=near)
+        ha_host.add_route(coa_prefix(k), f"hs{k}", gateway=far)
+    return shards
+
+
 class Simulator:
-    def __init__(self, host: Host, n: int, mode: ipsec.Mode) -> None:
-        self.host = host
+    def __init__(self, shards: list[Host], n: int, mode: ipsec.Mode) -> None:
+        self.shards = shards
         self.n = n
         self.mode = mode
         self.hoas = [ipaddress.IPv6Address(hoa(i)).packed for i in range(n)]
         self.index = {h: i for i, h in enumerate(self.hoas)}
-        self.sock: socket.socket | None = None
+        self.socks: list[socket.socket] = []
 
     def setup(self) -> dict[str, Any]:
-        """Addresses, SAs, states and policies of N mobile nodes; timed per kind."""
-        timings: dict[str, Any] = {}
+        """Addresses, SAs, states and policies of N mobile nodes; timed per kind,
+        summed over the simulator's namespaces."""
+        timings: dict[str, Any] = {"namespaces": len(self.shards), "mns_per_namespace": SHARD_SIZE}
         started = time.monotonic()
+        for k, shard in enumerate(self.shards):
+            self._setup_shard(shard, range(k * SHARD_SIZE, min(self.n, (k + 1) * SHARD_SIZE)), timings)
+            if k % 5 == 4 or k == len(self.shards) - 1:
+                log(f"  simulator: {k + 1}/{len(self.shards)} namespaces after {time.monotonic() - started:.0f} s")
+        timings["total_s"] = round(time.monotonic() - started, 2)
+        counts = [xfrm_counts(shard) for shard in self.shards]
+        timings["kernel_objects"] = {"addresses": self.n, "states": sum(c[0] for c in counts),
+                                     "policies": sum(c[1] for c in counts)}
+        for shard in self.shards:
+            sock = netns.create_socket(shard.name, socket.AF_INET6, socket.SOCK_RAW, 135)
+            sock.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE: no BA lost here
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+            sock.setblocking(False)
+            self.socks.append(sock)
+        return timings
 
-        def phase(name: str, sock: BatchSocket, messages: Iterable[bytearray], total: int) -> None:
-            def progress(count: int, seconds: float) -> None:
-                log(f"  simulator {name}: {count}/{total} after {seconds:.0f} s")
+    def _setup_shard(self, host: Host, mns: range, timings: dict[str, Any]) -> None:
+        def phase(name: str, sock: BatchSocket, messages: Iterable[bytearray]) -> None:
             t = time.monotonic()
-            sock.send_all(messages, progress)
-            timings[f"{name}_s"] = round(time.monotonic() - t, 2)
-            log(f"  simulator {name}: {total} in {timings[f'{name}_s']} s")
+            sock.send_all(messages)
+            timings[f"{name}_s"] = round(timings.get(f"{name}_s", 0.0) + time.monotonic() - t, 2)
 
         # Policies first: every XFRM policy change walks the namespace's whole IPv6
         # FIB (rt_genid_bump_ipv6 -> fib6_flush_trees), which the HoAs' local routes
@@ -303,32 +355,23 @@ class Simulator:
         ro_templates = [state_template(s) for s in ipsec.mn_states(self.mode, p_hoa, HA, p_coa)]
         pol_templates = [policy_template(p) for p in (ipsec.esp_signaling_policies(p_hoa, HA, REQID_TOHA, REQID_TOMN)
                                                       + ipsec.mn_sub_policies(self.mode, p_hoa, HA))]
-        xfrm = BatchSocket(netns.create_socket(self.host.name, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_XFRM))
-        coas = [ipaddress.IPv6Address(coa(i)).packed for i in range(self.n)]
-        phase("policies", xfrm, (tmpl.render(h) for h in self.hoas for tmpl in pol_templates), 4 * self.n)
-        phase("esp_sas", xfrm, (tmpl.render(h, spi=base + i) for i, h in enumerate(self.hoas)
-                                for tmpl, base in sa_templates), 2 * self.n)
-        phase("ro_states", xfrm, (tmpl.render(h, c) for h, c in zip(self.hoas, coas, strict=True)
-                                  for tmpl in ro_templates), 2 * self.n)
+        xfrm = BatchSocket(netns.create_socket(host.name, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_XFRM))
+        hoas = [self.hoas[i] for i in mns]
+        coas = [ipaddress.IPv6Address(coa(i)).packed for i in mns]
+        phase("policies", xfrm, (tmpl.render(h) for h in hoas for tmpl in pol_templates))
+        phase("esp_sas", xfrm, (tmpl.render(self.hoas[i], spi=base + i) for i in mns
+                                for tmpl, base in sa_templates))
+        phase("ro_states", xfrm, (tmpl.render(h, c) for h, c in zip(hoas, coas, strict=True)
+                                  for tmpl in ro_templates))
         xfrm.close()
-        rtnl = BatchSocket(netns.create_socket(self.host.name, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE))
-        lo = self.host.ifindex("lo")
-        phase("hoa_addresses", rtnl, (newaddr(lo, hoa(i), 128, IFA_F_NODAD | IFA_F_HOMEADDRESS)
-                                      for i in range(self.n)), self.n)
+        rtnl = BatchSocket(netns.create_socket(host.name, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE))
+        lo = host.ifindex("lo")
+        phase("hoa_addresses", rtnl, (newaddr(lo, hoa(i), 128, IFA_F_NODAD | IFA_F_HOMEADDRESS) for i in mns))
         rtnl.close()
         # The CoAs: the whole visited prefix is local (AnyIP), so that each MN has its
         # own CoA without N more addresses (adding an IPv6 address walks all the
         # namespace's addresses: addrconf_verify_rtnl).
-        self.host.run("ip", "-6", "route", "add", "local", COA_PREFIX, "dev", "lo")
-        timings["total_s"] = round(time.monotonic() - started, 2)
-        states, policies = xfrm_counts(self.host)
-        timings["kernel_objects"] = {"addresses": self.n, "states": states, "policies": policies}
-
-        self.sock = netns.create_socket(self.host.name, socket.AF_INET6, socket.SOCK_RAW, 135)
-        self.sock.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE: no BA lost here
-        self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
-        self.sock.setblocking(False)
-        return timings
+        host.run("ip", "-6", "route", "add", "local", coa_prefix(shard_of(mns.start)), "dev", "lo")
 
     def _bu(self, i: int, seq: int) -> bytes:
         message = BindingUpdate(seq=seq, lifetime=LIFETIME // 4, ack=True, home=True,
@@ -339,8 +382,8 @@ class Simulator:
         """Send BU `seq` for every MN, at most `window` outstanding; stop at `deadline`.
         A BU unanswered for 3 times the window's expected queueing delay (at least
         `min_rto`) is sent again, same sequence number."""
-        assert self.sock is not None
-        sock = self.sock
+        assert self.socks
+        socks = self.socks
         bus = [self._bu(i, seq) for i in range(self.n)]  # encoded before the clock starts
         cmsgs = [[(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, h + bytes(4))] for h in self.hoas]
         result = Round(self.n)
@@ -352,7 +395,7 @@ class Simulator:
 
         def send(i: int) -> None:
             with contextlib.suppress(BlockingIOError):  # a full queue counts as a loss: resent after rto
-                sock.sendmsg([bus[i]], cmsgs[i], 0, (HA, 0))
+                socks[shard_of(i)].sendmsg([bus[i]], cmsgs[i], 0, (HA, 0))
             outstanding[i] = time.monotonic()
 
         while done < self.n:
@@ -363,12 +406,8 @@ class Simulator:
                 send(next_i)
                 first_sent[next_i] = outstanding[next_i]
                 next_i += 1
-            select.select([sock], [], [], 0.2)
-            while True:
-                try:
-                    data, ancdata, _flags, addr = sock.recvmsg(2048, 256)
-                except (BlockingIOError, InterruptedError):
-                    break
+            ready, _, _ = select.select(socks, [], [], 0.2)
+            for data, ancdata, addr in self._receive(ready):
                 got = time.monotonic()
                 dst = next((v[:16] for lvl, kind, v in ancdata
                             if lvl == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO), None)
@@ -401,9 +440,20 @@ class Simulator:
         result.complete = done == self.n
         return result
 
+    @staticmethod
+    def _receive(ready: list[socket.socket]) -> Iterator[tuple[bytes, list[tuple[int, int, bytes]], Any]]:
+        """Everything queued on the ready sockets."""
+        for sock in ready:
+            while True:
+                try:
+                    data, ancdata, _flags, addr = sock.recvmsg(2048, 256)
+                except (BlockingIOError, InterruptedError):
+                    break
+                yield data, ancdata, addr
+
     def close(self) -> None:
-        if self.sock:
-            self.sock.close()
+        for sock in self.socks:
+            sock.close()
 
 
 # -- one size ----------------------------------------------------------------------
@@ -416,15 +466,13 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
     result: dict[str, Any] = {"n": n, "mode": mode.name, "budget_s": budget, "window": window,
                               "coa": "distinct per MN (behind the simulator as access router)"}
     tag = f"{'i' if iro else 'c'}{n}"
-    ha_host = sim_host = None
+    ha_host: Host | None = None
+    shards: list[Host] = []
     ha: HaProcess | None = None
     sim: Simulator | None = None
     try:
-        ha_host, sim_host = Host(f"bsha{tag}"), Host(f"bssim{tag}")
-        link(ha_host, "ha0", sim_host, "sim0")
-        ha_host.add_address("ha0", HA)
-        sim_host.add_address("sim0", SIM_RTR)
-        ha_host.add_route(COA_PREFIX, "ha0", gateway=SIM_RTR)
+        ha_host = Host(f"bsha{tag}")
+        shards = shard_hosts(ha_host, n, tag)
         ha_host.sysctl("net.ipv6.conf.ha0.accept_ra", "0")
 
         t = time.monotonic()
@@ -434,7 +482,7 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
         result["config_write_s"] = round(time.monotonic() - t, 2)
 
         log(f"N={n} {mode.name}: simulator setup ({n} HoAs, CoAs, {2 * n} ESP SAs, RO states, policies)")
-        sim = Simulator(sim_host, n, mode)
+        sim = Simulator(shards, n, mode)
         result["sim_setup"] = sim.setup()
         log(f"  simulator ready in {result['sim_setup']['total_s']} s: {result['sim_setup']['kernel_objects']}")
         deadline = time.monotonic() + budget  # the budget is the home agent's: start, registrations, refreshes
@@ -532,9 +580,8 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
                 result.setdefault("ha_log_tail", ha.log_tail())
         if sim is not None:
             sim.close()
-        for host in (ha_host, sim_host):
-            if host is not None:
-                host.close()
+        for host in (*shards, *([ha_host] if ha_host else [])):
+            host.close()
     return result
 
 
