@@ -180,7 +180,9 @@ class HomeAgent:
         hoa = received.src
         async with self.lock:
             decision = self.cache.decide(hoa, coa, bu.seq, bu.lifetime * LIFETIME_UNIT, bu.home, self.clock())
-            if decision.accepted:
+            if decision.accepted and self._in_place(decision):
+                self.cache.commit(decision)  # a refresh: the kernel already holds all of it
+            elif decision.accepted:
                 try:
                     await self.kernel(self._apply, self.kernel.kernel, decision)
                 except KernelError as err:
@@ -228,6 +230,13 @@ class HomeAgent:
         except OSError as err:
             log.warning("%s to %s: %s", type(message).__name__, dst, err)
 
+    def _in_place(self, decision: Decision) -> bool:
+        """Whether the kernel already holds the binding as decided (same CoA, tunnel
+        and proxy entry in place), so the BU needs no trip to the kernel thread."""
+        binding, previous = decision.binding, decision.previous
+        return (binding is not None and previous is not None and previous.coa == binding.coa
+                and binding.hoa in self.tunnels and binding.hoa in self.proxied)
+
     # -- kernel state per binding (runs in the kernel thread) --------------------
     def _apply(self, k: Kernel, decision: Decision) -> None:
         """One batch of requests per BU; a refresh (same CoA) needs none."""
@@ -249,8 +258,6 @@ class HomeAgent:
     def _bind(self, k: Kernel, binding: Binding, previous: Binding | None) -> None:
         hoa, coa = binding.hoa, binding.coa
         name = self.tunnels.get(hoa)
-        if name is not None and previous is not None and previous.coa == coa:
-            return
         k.put_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, coa))
         if name is None:
             self._tunnel_ids += 1
