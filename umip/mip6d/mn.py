@@ -79,6 +79,8 @@ class MobileNode:
         self.sock: MhSocket | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._hoa_on: str | None = None
+        self._tunnel_local: str | None = None  # the CoA the tunnel starts from
+        self._routed = False  # the from-HoA rule and the tunnel's default route are in
         self._payload = self._payload_reqids(config)
         self._payload_coa: str | None = None
         self.moves: list[dict[str, object]] = []
@@ -140,20 +142,27 @@ class MobileNode:
     async def _moved(self, where: Attachment) -> None:
         started = self.clock()
         self.where = where
+        move: dict[str, object] = {"where": where.where, "coa": where.coa, "detected_at": started}
+        self.moves.append(move)
         try:
             if where.where == "away" and where.coa:
-                await self.kernel(self._batched, self._go_away, where.coa)
+                # the BU needs only the HoA and the route-optimization states; the
+                # tunnel and the payload SAs follow while it is on its way
+                await self.kernel(self._batched, self._ready_to_signal, where.coa)
+                move["setup_ms"] = round((self.clock() - started) * 1000, 1)
                 self._register(where.coa)
+                await self.kernel(self._batched, self._go_away, where.coa)
             elif where.where == "home":
                 await self.kernel(self._batched, self._go_home, where.ifname)
                 if where.home_link_address and where.ifname:
                     nd.resolve_from(where.home_link_address, self.ha, where.ifname)
+                move["setup_ms"] = round((self.clock() - started) * 1000, 1)
                 if self.bul.ever_registered:
                     self._register(None)
         except KernelError as err:
             log.error("move to %s: %s", where, err)
-        self.moves.append({"where": where.where, "coa": where.coa, "detected_at": started,
-                           "setup_ms": round((self.clock() - started) * 1000, 1)})
+        move["done_ms"] = round((self.clock() - started) * 1000, 1)
+        move.setdefault("setup_ms", move["done_ms"])
 
     def _batched(self, step: Callable[[Kernel, str | None], None], arg: str | None) -> None:
         """A move's tunnel, route, state and SA requests leave in one batch per netlink family."""
@@ -161,29 +170,43 @@ class MobileNode:
         with k.batch():
             step(k, arg)
 
-    def _go_away(self, k: Kernel, coa: str | None) -> None:
+    def _ready_to_signal(self, k: Kernel, coa: str | None) -> None:
+        """What a BU from this CoA needs: the HoA off the home link and on the
+        tunnel (the BA is delivered to it), and the states that map it to the CoA."""
         assert coa is not None
-        if self._hoa_on and self._hoa_on != TUNNEL:
-            k.delete_address(self._hoa_on, self.hoa, self.plen)
-        if k.link_exists(TUNNEL):
-            k.move_tunnel(TUNNEL, coa, self.ha)
-        else:
-            k.add_tunnel(TUNNEL, coa, self.ha)
         if self._hoa_on != TUNNEL:
+            if self._hoa_on:
+                k.delete_address(self._hoa_on, self.hoa, self.plen)
+            if k.link_exists(TUNNEL):
+                k.move_tunnel(TUNNEL, coa, self.ha)
+            else:
+                k.add_tunnel(TUNNEL, coa, self.ha)
+            self._tunnel_local = coa
             k.add_address(TUNNEL, self.hoa, 128, IFA_F_NODAD | IFA_F_HOMEADDRESS)
             self._hoa_on = TUNNEL
-            k.add_route("::/0", TUNNEL, table=TABLE)
-            k.add_rule(self.hoa, TABLE, RULE_PRIORITY)
         for state in ipsec.mn_states(self.mode, self.hoa, self.ha, coa):
             k.put_state(state)
+
+    def _go_away(self, k: Kernel, coa: str | None) -> None:
+        """The rest of a move away, after the BU: the tunnel's local end and routes, the payload SAs."""
+        assert coa is not None
+        if self._tunnel_local != coa:
+            k.move_tunnel(TUNNEL, coa, self.ha)
+            self._tunnel_local = coa
+        if not self._routed:
+            k.add_route("::/0", TUNNEL, table=TABLE)
+            k.add_rule(self.hoa, TABLE, RULE_PRIORITY)
+            self._routed = True
         self._migrate_payload(k, coa)
 
     def _go_home(self, k: Kernel, ifname: str | None) -> None:
         for state in ipsec.mn_states(self.mode, self.hoa, self.ha, "::"):
             k.delete_state(state)
-        if self._hoa_on == TUNNEL:
+        if self._routed:
             k.delete_rule(self.hoa, TABLE, RULE_PRIORITY)
             k.delete_route("::/0", table=TABLE)
+            self._routed = False
+        if self._hoa_on == TUNNEL:
             k.delete_address(TUNNEL, self.hoa, 128)
             self._hoa_on = None
         if ifname and self._hoa_on is None:
