@@ -128,7 +128,7 @@ def measure_move(stream: RecordingStream, move_entry: dict[str, Any], marks: dic
                  rtt: float | None) -> dict[str, Any]:
     detected = float(move_entry["detected_at"])
     setup = float(move_entry.get("setup_ms") or 0)
-    first_bu = detected + setup / 1000  # _moved: kernel work, then the BU, then setup_ms is taken
+    first_bu = detected + setup / 1000  # _moved takes setup_ms right before it sends the BU
     t_down, t_up = marks["down"], marks["up"]
     mn_first = _first_after(list(stream.mn_rx), detected)
     echoes = list(stream.echoes)
