@@ -55,6 +55,7 @@ from bench_mip6d_netlink import (
     P_HOA,
     P_SPI,
     BatchSocket,
+    Template,
     newaddr,
     policy_template,
     state_template,
@@ -72,6 +73,8 @@ HA = "2001:db8:1::1"
 SIM_RTR = "2001:db8:1::fe"
 COA_SPACE = "2001:db8:a1::/48"  # one /64 per simulator namespace
 SHARD_SIZE = 500  # simulated MNs per namespace
+# one MN's ESP SAs (with their SPI bases), RO states and policies
+MnTemplates = tuple[list[tuple[Template, int]], list[Template], list[Template]]
 REQID_TOHA, REQID_TOMN = 1, 2
 SPI_TOHA, SPI_TOMN = 0x100000, 0x200000
 KEY = "0x" + bytes(range(20)).hex()
@@ -286,10 +289,10 @@ class Round:
         }
 
 
-def shard_hosts(ha_host: Host, n: int, tag: str) -> list[Host]:
+def add_shard_hosts(ha_host: Host, n: int, tag: str, shards: list[Host]) -> None:
     """The simulator's namespaces, each an access router for its MNs' CoA prefix:
-    the first on the home link (ha0), the others on links of their own."""
-    shards: list[Host] = []
+    the first on the home link (ha0), the others on links of their own. Each goes
+    into `shards` as soon as it exists, so that a failure part-way leaks none."""
     for k in range(shard_of(n - 1) + 1):
         shard = Host(f"bssim{tag}-{k}")
         shards.append(shard)
@@ -305,7 +308,6 @@ def shard_hosts(ha_host: Host, n: int, tag: str) -> list[Host]:
         shard.add_address("sim0", far)
         shard.add_route(f"{HA}/128", "sim0", gateway=near)
         ha_host.add_route(coa_prefix(k), f"hs{k}", gateway=far)
-    return shards
 
 
 class Simulator:
@@ -322,8 +324,9 @@ class Simulator:
         summed over the simulator's namespaces."""
         timings: dict[str, Any] = {"namespaces": len(self.shards), "mns_per_namespace": SHARD_SIZE}
         started = time.monotonic()
+        templates = self._templates()
         for k, shard in enumerate(self.shards):
-            self._setup_shard(shard, range(k * SHARD_SIZE, min(self.n, (k + 1) * SHARD_SIZE)), timings)
+            self._setup_shard(shard, range(k * SHARD_SIZE, min(self.n, (k + 1) * SHARD_SIZE)), templates, timings)
             if k % 5 == 4 or k == len(self.shards) - 1:
                 log(f"  simulator: {k + 1}/{len(self.shards)} namespaces after {time.monotonic() - started:.0f} s")
         timings["total_s"] = round(time.monotonic() - started, 2)
@@ -338,15 +341,8 @@ class Simulator:
             self.socks.append(sock)
         return timings
 
-    def _setup_shard(self, host: Host, mns: range, timings: dict[str, Any]) -> None:
-        def phase(name: str, sock: BatchSocket, messages: Iterable[bytearray]) -> None:
-            t = time.monotonic()
-            sock.send_all(messages)
-            timings[f"{name}_s"] = round(timings.get(f"{name}_s", 0.0) + time.monotonic() - t, 2)
-
-        # Policies first: every XFRM policy change walks the namespace's whole IPv6
-        # FIB (rt_genid_bump_ipv6 -> fib6_flush_trees), which the HoAs' local routes
-        # would make 10,000 entries long.
+    def _templates(self) -> MnTemplates:
+        """One MN's ESP SAs (with their SPI bases), RO states and policies, rendered per HoA."""
         p_hoa, p_coa = str(ipaddress.IPv6Address(P_HOA)), str(ipaddress.IPv6Address(P_COA))
         toha, tomn = (bound_to_addresses(s) for s in parse_keys(
             f"add {p_hoa} {HA} esp {P_SPI:#x} -m transport -u {REQID_TOHA} -E aes-gcm-16 {KEY};\n"
@@ -355,6 +351,18 @@ class Simulator:
         ro_templates = [state_template(s) for s in ipsec.mn_states(self.mode, p_hoa, HA, p_coa)]
         pol_templates = [policy_template(p) for p in (ipsec.esp_signaling_policies(p_hoa, HA, REQID_TOHA, REQID_TOMN)
                                                       + ipsec.mn_sub_policies(self.mode, p_hoa, HA))]
+        return sa_templates, ro_templates, pol_templates
+
+    def _setup_shard(self, host: Host, mns: range, templates: MnTemplates, timings: dict[str, Any]) -> None:
+        def phase(name: str, sock: BatchSocket, messages: Iterable[bytearray]) -> None:
+            t = time.monotonic()
+            sock.send_all(messages)
+            timings[f"{name}_s"] = round(timings.get(f"{name}_s", 0.0) + time.monotonic() - t, 2)
+
+        sa_templates, ro_templates, pol_templates = templates
+        # Policies first: every XFRM policy change walks the namespace's whole IPv6
+        # FIB (rt_genid_bump_ipv6 -> fib6_flush_trees), which the HoAs' local routes
+        # would make 10,000 entries long.
         xfrm = BatchSocket(netns.create_socket(host.name, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_XFRM))
         hoas = [self.hoas[i] for i in mns]
         coas = [ipaddress.IPv6Address(coa(i)).packed for i in mns]
@@ -472,7 +480,7 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
     sim: Simulator | None = None
     try:
         ha_host = Host(f"bsha{tag}")
-        shards = shard_hosts(ha_host, n, tag)
+        add_shard_hosts(ha_host, n, tag, shards)
         ha_host.sysctl("net.ipv6.conf.ha0.accept_ra", "0")
 
         t = time.monotonic()
