@@ -150,6 +150,9 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="run the scale HA under cProfile (all threads) and print where its time goes; "
                              "slows it down: diagnostics only")
+    parser.add_argument("--perf", action="store_true",
+                        help="perf record the scale HA during first registrations and print its hottest "
+                             "kernel and user symbols (needs Debian's linux-perf on the host)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -179,7 +182,7 @@ def main() -> int:
                     t = time.monotonic()
                     profile = workdir / f"ha-{mode}-{n}.pstats" if args.profile else None
                     result = scale.run(n, mode == "iro", args.budget, args.window, workdir / f"scale-{mode}-{n}",
-                                       profile)
+                                       profile, args.perf)
                     result["seconds"] = round(time.monotonic() - t, 1)
                     report["scale"].append(result)
                     save()

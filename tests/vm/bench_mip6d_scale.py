@@ -465,7 +465,30 @@ class Simulator:
 
 
 # -- one size ----------------------------------------------------------------------
-def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: Path | None = None) -> dict[str, Any]:
+@contextlib.contextmanager
+def kernel_profile(pid: int, out: Path | None) -> Iterator[None]:
+    """`perf record` of one process (kernel and user, all threads) while the block runs, then
+    its hottest symbols on stdout: where a home agent's system time goes (diagnostics only)."""
+    if out is None:
+        yield
+        return
+    perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "499", "-g", "-p", str(pid),
+                             "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1)  # perf attaches
+    try:
+        yield
+    finally:
+        perf.send_signal(signal.SIGINT)
+        _, err = perf.communicate(timeout=120)
+        report = subprocess.run(["perf", "report", "-i", str(out), "--stdio", "--no-children", "-g", "none",
+                                 "--sort", "dso,sym", "--percent-limit", "0.5"],
+                                capture_output=True, text=True, check=False)
+        print(f"== perf (HA pid {pid}) ==\n{err.decode(errors='replace')[-500:]}{report.stdout}{report.stderr[-500:]}",
+              flush=True)
+
+
+def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: Path | None = None,
+        perf: bool = False) -> dict[str, Any]:
     """Everything for N mobile nodes in one mode; `budget` seconds from the home agent's start
     (the simulator's setup is timed apart), the clean shutdown within what is left of it."""
     mode = ipsec.IRO if iro else ipsec.CLASSIC
@@ -522,7 +545,8 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
             f"kernel: {states} SAs, {policies} policies")
 
         log(f"N={n} {mode.name}: first registrations, window {window}")
-        first = sim.run_round(1, window, deadline)
+        with kernel_profile(ha.pid, workdir / "ha.perf" if perf else None):
+            first = sim.run_round(1, window, deadline)
         time.sleep(1)
         mem1, rss1, cpu1, split1 = meminfo(), rss_kib(ha.pid), cpu_seconds(ha.pid), cpu_split(ha.pid)
         status = ha.ctl("status", timeout=120)
