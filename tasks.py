@@ -143,6 +143,15 @@ def bench_iro(c: Context, rounds: int = 5) -> None:
     sys.exit(result.exit_code)
 
 
+@task(help={"timeout": "seconds before the guest counts as hung (default 4200)"})
+@one_line_errors
+def bench_mip6d(c: Context, timeout: float = 4200) -> None:
+    """In the guest: the mobility daemon's benchmark (handover with netem, home agent scale); its
+    options go after `--`: ./iro bench.mip6d -- --part scale --sizes 1000,4000 --perf"""
+    words = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
+    sys.exit(vm.boot(guest_script("bench_mip6d.py", *words), timeout=timeout).exit_code)
+
+
 @task(help={"count": "inputs per mode (default 100000)", "mode": "classic, iro or both (default both)"})
 @one_line_errors
 def fuzz_mip6d(c: Context, count: int = 100_000, mode: str = "both") -> None:
@@ -191,6 +200,7 @@ kernel.add_task(kernel_check_series, "check-series")
 bench = Collection("bench")
 bench.add_task(bench_pipeline, "pipeline")
 bench.add_task(bench_iro, "iro")
+bench.add_task(bench_mip6d, "mip6d")
 daemon = Collection("daemon")
 daemon.add_task(daemon_deb, "deb")
 vm_ns = Collection("vm")
