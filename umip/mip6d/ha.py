@@ -63,6 +63,7 @@ class HomeAgent:
         self.tunnels: dict[str, str] = {}
         self.proxied: set[str] = set()
         self._tunnel_ids = 0
+        self._tunnel_ends: dict[int, str] = {}  # TunnelPayload reqid -> where its HA->MN SA points
         self.lock = asyncio.Lock()
         self.sock: MhSocket | None = None
         self._expiry: asyncio.Task[None] | None = None
@@ -302,14 +303,19 @@ class HomeAgent:
                 moves = [Migration(t.src, t.dst, coa if t.src == old else t.src, coa if t.dst == old else t.dst,
                                    reqid=t.reqid) for t in policy.templates]
                 k.migrate(policy, moves)
+            self._tunnel_ends[peer.reqid_tomn] = coa
         peer.payload_coa = coa
 
     def _payload_endpoint(self, k: Kernel, peer: Peer) -> str | None:
-        """Where the configured tunnel SAs point before the first binding."""
-        for state in k.dump_states():
-            if state.mode == XFRM_MODE_TUNNEL and state.reqid == peer.reqid_tomn and state.src == self.ha:
-                return state.dst
-        return None
+        """Where the configured tunnel SAs point before the first binding. One dump of the
+        SAs serves every peer (a dump per first binding costs O(SAs) each); a reqid not
+        seen yet, a state added since, dumps again."""
+        if peer.reqid_tomn not in self._tunnel_ends:
+            self._tunnel_ends = {}
+            for state in k.dump_states():
+                if state.mode == XFRM_MODE_TUNNEL and state.src == self.ha:
+                    self._tunnel_ends.setdefault(state.reqid, state.dst)
+        return self._tunnel_ends.get(peer.reqid_tomn)
 
     async def _expire_loop(self) -> None:
         while True:
