@@ -16,7 +16,7 @@ def test_new_ip6tnl() -> None:
     msg.decode()
     assert msg["header"]["type"] == rtnl.RTM_NEWLINK
     assert msg["header"]["flags"] & (rtnl.NLM_F_CREATE | rtnl.NLM_F_EXCL | rtnl.NLM_F_ACK)
-    assert (msg["index"], msg["flags"], msg["change"]) == (1048583, rtnl.IFF_UP, rtnl.IFF_UP)
+    assert (msg["index"], msg["flags"], msg["change"]) == (1048583, 0, 0)
     assert msg.get_attr("IFLA_IFNAME") == "mip6ha7"
     info = msg.get_attr("IFLA_LINKINFO")
     assert info.get_attr("IFLA_INFO_KIND") == "ip6tnl"
@@ -25,6 +25,18 @@ def test_new_ip6tnl() -> None:
     assert data.get_attr("IFLA_IP6TNL_REMOTE") == "2001:db8:a1::10"
     assert data.get_attr("IFLA_IP6TNL_FLAGS") == rtnl.IP6_TNL_F_IGN_ENCAP_LIMIT
     assert data.get_attr("IFLA_IP6TNL_PROTO") == 41
+
+
+def test_no_link_local_then_up() -> None:
+    msg = ifinfmsg(rtnl.no_link_local(7))
+    msg.decode()
+    assert (msg["header"]["type"], msg["index"], msg["flags"], msg["change"]) == (rtnl.RTM_NEWLINK, 7, 0, 0)
+    assert msg["header"]["flags"] & rtnl.NLM_F_CREATE == 0
+    inet6 = msg.get_attr("IFLA_AF_SPEC").get_attr("AF_INET6")
+    assert inet6.get_attr("IFLA_INET6_ADDR_GEN_MODE") == rtnl.IN6_ADDR_GEN_MODE_NONE
+    msg = ifinfmsg(rtnl.set_up(7))
+    msg.decode()
+    assert (msg["index"], msg["flags"], msg["change"]) == (7, rtnl.IFF_UP, rtnl.IFF_UP)
 
 
 def test_move_and_delete_link() -> None:

@@ -68,6 +68,10 @@ def test_a_binding_in_one_batch_then_unwound(ha: Host) -> None:
     assert "proto 254" in now["states"] and "coa 2001:db8:a1::10" in now["states"]
     assert now["policies"].count("tmpl src") == 3
     assert f"mip6ha1    inet6 {HOA}/128 scope global nodad home" in now["addresses"]
+    # no link-local address (addrgenmode none), so no fe80::/64 route through the tunnel
+    assert "fe80" not in ha.run("ip", "-6", "-o", "addr", "show", "dev", "mip6ha1")
+    assert "dev mip6ha1" not in ha.run("ip", "-6", "route", "show", "fe80::/64")
+    assert "addrgenmode none" in ha.run("ip", "-d", "link", "show", "mip6ha1")
     assert f"1000:\tfrom {HOA} lookup 252" in now["rules"]
     assert len(k.installed()) == 10
     # a move: the state's CoA and the tunnel's remote change in place

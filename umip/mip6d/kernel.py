@@ -278,7 +278,8 @@ class Kernel:
         return self._lookup(ifname) is not None
 
     def add_tunnel(self, name: str, local: str, remote: str) -> int:
-        """An ip6ip6 tunnel, up, at an ifindex chosen here (see rtnl.new_ip6tnl)."""
+        """An ip6ip6 tunnel, up, without a link-local address, at an ifindex chosen here
+        (see rtnl.new_ip6tnl and rtnl.no_link_local)."""
         index = self._next_index
         self._next_index += 1
         self._links[name] = index
@@ -286,6 +287,8 @@ class Kernel:
             NETLINK_ROUTE, rtnl.new_ip6tnl(name, index, local, remote), f"ip6tnl {name} {local} -> {remote}",
             done=lambda: self._record(("link", name), f"tunnel {name}", NETLINK_ROUTE, rtnl.del_link(index)),
             failed=lambda: self._links.pop(name, None)))
+        self._send(_Request(NETLINK_ROUTE, rtnl.no_link_local(index), f"addrgenmode none on {name}"))
+        self._send(_Request(NETLINK_ROUTE, rtnl.set_up(index), f"{name} up"))
         return index
 
     def move_tunnel(self, name: str, local: str, remote: str) -> None:

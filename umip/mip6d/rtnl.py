@@ -16,7 +16,8 @@ RTM_NEWROUTE, RTM_DELROUTE, RTM_NEWNEIGH, RTM_DELNEIGH, RTM_NEWRULE, RTM_DELRULE
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x100, 0x200, 0x400
 REQUEST = NLM_F_REQUEST | NLM_F_ACK
 IFF_UP = 0x1
-IFLA_IFNAME, IFLA_LINKINFO, IFLA_INFO_KIND, IFLA_INFO_DATA = 3, 18, 1, 2
+IFLA_IFNAME, IFLA_LINKINFO, IFLA_AF_SPEC, IFLA_INFO_KIND, IFLA_INFO_DATA = 3, 18, 26, 1, 2
+IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
 IFLA_IPTUN_LOCAL, IFLA_IPTUN_REMOTE, IFLA_IPTUN_FLAGS, IFLA_IPTUN_PROTO = 2, 3, 8, 9
 IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1
 IPPROTO_IPV6 = 41
@@ -46,10 +47,25 @@ def _ip6tnl_info(local: str, remote: str) -> bytes:
 
 def new_ip6tnl(name: str, index: int, local: str, remote: str) -> bytes:
     """An ip6ip6 tunnel without the encapsulation-limit option (8 bytes per packet),
-    created up, at an ifindex the caller chose, so no lookup follows."""
-    body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, IFF_UP, IFF_UP)
+    created down (see no_link_local), at an ifindex the caller chose, so no lookup follows."""
+    body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0)
     body += nla(IFLA_IFNAME, name.encode() + b"\0") + _ip6tnl_info(local, remote)
     return nlmsg(RTM_NEWLINK, REQUEST | NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+def no_link_local(index: int) -> bytes:
+    """No IPv6 link-local address on a device that is still down (`ip link set addrgenmode
+    none`). A tunnel to one mobile node needs none; with one it costs a DAD probe and an
+    MLD report through the tunnel, and a fe80::/64 route that every lookup of a link-local
+    destination then walks past, once per binding. The kernel applies IFLA_AF_SPEC after
+    a flags change in the same request, so bringing the device up is a request of its own."""
+    spec = nla(IFLA_AF_SPEC, nla(socket.AF_INET6, nla(IFLA_INET6_ADDR_GEN_MODE,
+                                                        struct.pack("=B", IN6_ADDR_GEN_MODE_NONE))))
+    return nlmsg(RTM_NEWLINK, REQUEST, _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0) + spec)
+
+
+def set_up(index: int) -> bytes:
+    return nlmsg(RTM_NEWLINK, REQUEST, _IFINFO.pack(socket.AF_UNSPEC, 0, index, IFF_UP, IFF_UP))
 
 
 def move_ip6tnl(index: int, local: str, remote: str) -> bytes:
