@@ -39,6 +39,14 @@ def test_no_link_local_then_up() -> None:
     assert (msg["index"], msg["flags"], msg["change"]) == (7, rtnl.IFF_UP, rtnl.IFF_UP)
 
 
+def test_del_multicast_route() -> None:
+    msg = rtmsg(rtnl.del_multicast_route(7))
+    msg.decode()
+    assert msg["header"]["type"] == rtnl.RTM_DELROUTE
+    assert (msg["family"], msg["dst_len"], msg["table"], msg["proto"], msg["type"]) == (10, 8, 255, 2, 5)
+    assert (msg.get_attr("RTA_DST"), msg.get_attr("RTA_OIF"), msg.get_attr("RTA_PRIORITY")) == ("ff00::", 7, 256)
+
+
 def test_move_and_delete_link() -> None:
     msg = ifinfmsg(rtnl.move_ip6tnl(5, "2001:db8:1::1", "2001:db8:a2::10"))
     msg.decode()

@@ -4,6 +4,7 @@ refusals, the ledger, and an unwind that leaves nothing behind."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from pyroute2 import netns
@@ -45,6 +46,22 @@ def ha(hosts) -> Host:  # type: ignore[no-untyped-def]
     host.run("ip", "link", "set", "home0", "up")
     host.add_address("home0", HA)
     return host
+
+
+def test_a_home_agent_tunnel_has_no_multicast_route(ha: Host) -> None:
+    """As the HA makes it: tunnel and host route, no address on the tunnel (an address
+    added to a device brings the kernel's ff00::/8 route back)."""
+    before = snapshot(ha)
+    k = kernel_in(ha)
+    with k.batch():
+        k.add_tunnel("mip6ha1", HA, COA)
+        k.add_route(HOA + "/128", "mip6ha1")
+    time.sleep(1.5)  # past the link watch's NETDEV_CHANGE
+    multicast = ha.run("ip", "-6", "route", "show", "table", "local", "ff00::/8")
+    assert "dev mip6ha1" not in multicast and "dev home0" in multicast
+    assert "UP" in ha.run("ip", "-o", "link", "show", "mip6ha1")
+    assert k.unwind() == []
+    assert snapshot(ha) == before
 
 
 def test_a_binding_in_one_batch_then_unwound(ha: Host) -> None:

@@ -278,8 +278,8 @@ class Kernel:
         return self._lookup(ifname) is not None
 
     def add_tunnel(self, name: str, local: str, remote: str) -> int:
-        """An ip6ip6 tunnel, up, without a link-local address, at an ifindex chosen here
-        (see rtnl.new_ip6tnl and rtnl.no_link_local)."""
+        """An ip6ip6 tunnel, up, without a link-local address or multicast route, at an
+        ifindex chosen here (see rtnl.new_ip6tnl, no_link_local and del_multicast_route)."""
         index = self._next_index
         self._next_index += 1
         self._links[name] = index
@@ -289,6 +289,7 @@ class Kernel:
             failed=lambda: self._links.pop(name, None)))
         self._send(_Request(NETLINK_ROUTE, rtnl.no_link_local(index), f"addrgenmode none on {name}"))
         self._send(_Request(NETLINK_ROUTE, rtnl.set_up(index), f"{name} up"))
+        self._send(_Request(NETLINK_ROUTE, rtnl.del_multicast_route(index), f"ff00::/8 route of {name}"))
         return index
 
     def move_tunnel(self, name: str, local: str, remote: str) -> None:
