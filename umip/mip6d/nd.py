@@ -36,6 +36,9 @@ def announce(ifname: str, target: str, count: int = 2) -> None:
     with sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        # no copy back to ourselves: each would walk the interface's multicast list twice
+        # (out and in), and on a home agent that list holds a group per proxied HoA
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(ifname))
         packet = neighbor_advertisement(target, interface_mac(ifname))
         for _ in range(count):
