@@ -289,7 +289,9 @@ class Kernel:
             failed=lambda: self._links.pop(name, None)))
         self._send(_Request(NETLINK_ROUTE, rtnl.no_link_local(index), f"addrgenmode none on {name}"))
         self._send(_Request(NETLINK_ROUTE, rtnl.set_up(index), f"{name} up"))
-        self._send(_Request(NETLINK_ROUTE, rtnl.del_multicast_route(index), f"ff00::/8 route of {name}"))
+        # absent is what is wanted (e.g. IPv6 disabled on new devices gives none)
+        self._send(_Request(NETLINK_ROUTE, rtnl.del_multicast_route(index), f"ff00::/8 route of {name}",
+                            tolerate=GONE))
         return index
 
     def move_tunnel(self, name: str, local: str, remote: str) -> None:
