@@ -37,6 +37,11 @@ def one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def words_after_dashes() -> list[str]:
+    """What the command line holds after `--` (invoke leaves it to the task)."""
+    return sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
+
+
 def guest_script(name: str, *args: str) -> str:
     """The command that runs a script of tests/vm in the guest, with the test helpers importable."""
     tests = Path(__file__).parent / "tests" / "vm"
@@ -89,7 +94,7 @@ def kernel_build(c: Context, source: str | None = None, profile: str = "vm") -> 
 @one_line_errors
 def vm_run(c: Context, kernel: str | None = None, timeout: float = 600, accel: str | None = None) -> None:
     """Boot the built kernel and run the command after `--`: ./iro vm.run -- uname -a"""
-    words = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else ["uname -a"]
+    words = words_after_dashes() or ["uname -a"]
     command = words[0] if len(words) == 1 else shlex.join(words)  # one word: a shell command line
     result = vm.boot(command, kernel=Path(kernel) if kernel else None, timeout=timeout, accel=accel)
     steps.console.print(f"guest exit {result.exit_code} after {result.seconds:.1f} s under {result.accel}; "
@@ -148,8 +153,7 @@ def bench_iro(c: Context, rounds: int = 5) -> None:
 def bench_mip6d(c: Context, timeout: float = 4200) -> None:
     """In the guest: the mobility daemon's benchmark (handover with netem, home agent scale); its
     options go after `--`: ./iro bench.mip6d -- --part scale --sizes 1000,4000 --perf"""
-    words = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
-    sys.exit(vm.boot(guest_script("bench_mip6d.py", *words), timeout=timeout).exit_code)
+    sys.exit(vm.boot(guest_script("bench_mip6d.py", *words_after_dashes()), timeout=timeout).exit_code)
 
 
 @task(help={"count": "inputs per mode (default 100000)", "mode": "classic, iro or both (default both)"})

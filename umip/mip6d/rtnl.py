@@ -78,10 +78,11 @@ def del_link(index: int) -> bytes:
     return nlmsg(RTM_DELLINK, REQUEST, _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0))
 
 
-def _route(dst: str, oif: int, table: int, metric: int, gateway: str | None) -> bytes:
+def _route(dst: str, oif: int, table: int, metric: int, gateway: str | None,
+           protocol: int = RTPROT_STATIC, kind: int = RTN_UNICAST) -> bytes:
     network = ipaddress.IPv6Network(dst)
-    body = _RTMSG.pack(socket.AF_INET6, network.prefixlen, 0, 0, table if table < 256 else 0, RTPROT_STATIC,
-                       RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
+    body = _RTMSG.pack(socket.AF_INET6, network.prefixlen, 0, 0, table if table < 256 else 0, protocol,
+                       RT_SCOPE_UNIVERSE, kind, 0)
     body += nla(RTA_DST, network.network_address.packed) if network.prefixlen else b""
     body += nla(RTA_OIF, struct.pack("=i", oif)) + nla(RTA_PRIORITY, struct.pack("=I", metric))
     body += nla(RTA_TABLE, struct.pack("=I", table))
@@ -104,11 +105,8 @@ def del_multicast_route(oif: int) -> bytes:
     metric 256). Each one is a sibling in one fib6 node, and a multicast lookup with an
     outgoing device, as for the unsolicited NAs on the home link, walks all of them
     (__find_rr_leaf: 4 % of a home agent's CPU per binding at 1,000 bindings)."""
-    body = _RTMSG.pack(socket.AF_INET6, 8, 0, 0, RT_TABLE_LOCAL, RTPROT_KERNEL, RT_SCOPE_UNIVERSE, RTN_MULTICAST, 0)
-    body += nla(RTA_DST, _ip6("ff00::")) + nla(RTA_OIF, struct.pack("=i", oif))
-    body += nla(RTA_PRIORITY, struct.pack("=I", IP6_RT_PRIO_ADDRCONF))
-    body += nla(RTA_TABLE, struct.pack("=I", RT_TABLE_LOCAL))
-    return nlmsg(RTM_DELROUTE, REQUEST, body)
+    return nlmsg(RTM_DELROUTE, REQUEST, _route("ff00::/8", oif, RT_TABLE_LOCAL, IP6_RT_PRIO_ADDRCONF, None,
+                                               protocol=RTPROT_KERNEL, kind=RTN_MULTICAST))
 
 
 def _proxy(address: str, ifindex: int) -> bytes:
