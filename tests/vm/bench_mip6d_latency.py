@@ -124,6 +124,16 @@ def signaling(mn_log: Path) -> dict[str, int]:
             "ba_135": len(re.findall(r"BA 135", last))}
 
 
+def ha_handling(ha: ml.Daemon) -> dict[str, Any]:
+    """The HA's own account of the move's last BU: socket queue and decode, the
+    kernel batch, and kernel receive to BA sent."""
+    recent = ha.ctl("status")["recent_bu"]  # type: ignore[index]
+    if not recent:
+        return {}
+    last = recent[-1]
+    return {"ha_queued_ms": last["queued_ms"], "ha_kernel_ms": last["kernel_ms"], "ha_done_ms": last["done_ms"]}
+
+
 def measure_move(stream: RecordingStream, move_entry: dict[str, Any], marks: dict[str, float],
                  rtt: float | None) -> dict[str, Any]:
     detected = float(move_entry["detected_at"])
@@ -210,7 +220,8 @@ def one_run(workdir: Path, iro: bool) -> dict[str, Any]:
             ml.wait_for(lambda: stream.received_after(moved_at) >= 5, TIMEOUT, "the stream to flow again")  # noqa: B023
             time.sleep(0.5)
             rtt = ping_rtt(lab.mn, src)
-            result["moves"][name] = {**measure_move(stream, entry, marks, rtt), **signaling(workdir / "mn.log")}
+            result["moves"][name] = {**measure_move(stream, entry, marks, rtt), **signaling(workdir / "mn.log"),
+                                     **ha_handling(ha)}
             log(f"  {result['mode']} {name}: {result['moves'][name]}")
             time.sleep(1)
         stream.stop()
@@ -244,7 +255,7 @@ def run(rounds: int, workdir: Path) -> dict[str, Any]:
 MEDIAN_KEYS = ("rtt_ms", "registration_ms", "daemon_registration_ms", "registration_over_rtt", "setup_ms",
                "lab_replug_ms", "detected_after_link_up_ms", "bu_sent", "ba_135",
                "gap_mn_ms", "gap_echo_ms", "goal_ms", "outage_mn_from_link_down_ms", "outage_echo_from_link_down_ms",
-               "cn_silence_ms")
+               "cn_silence_ms", "ha_queued_ms", "ha_kernel_ms", "ha_done_ms")
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -8,8 +8,17 @@ import os
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting
+from scapy.layers.inet6 import (
+    HAO,
+    ICMPv6ND_NS,
+    ICMPv6ND_RS,
+    ICMPv6NDOptSrcLLAddr,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrRouting,
+)
 from scapy.layers.ipsec import ESP
+from scapy.layers.l2 import Ether
 from scapy.plist import PacketList
 
 import mobility_lab as ml
@@ -81,6 +90,7 @@ def _run_moves(lab: ml.MobilityLab, tmp_path: Path, iro: bool) -> None:
             bul2, entry2 = registered(lab, mn, ha, ml.coa(to))
             assert entry2["seq"] == bul2["seq"] and seq_newer(bul2["seq"], bul["seq"])  # later, retransmitted or not
             _check_tunnel_sas(lab, ml.coa(to))
+            _check_ha_timing(ha, bul2["seq"], ml.coa(to))
         flowing(stream, moved_at)
         move = mn.ctl("status")["moves"][-1]  # type: ignore[index]
         first_after = min(t for _, t in stream.echoes if t > move["detected_at"])
@@ -96,7 +106,17 @@ def _run_moves(lab: ml.MobilityLab, tmp_path: Path, iro: bool) -> None:
     assert ha.stop() == 0 and mn.stop() == 0
     packets = {name: cap.stop() for name, cap in captures.items()}
     _check_wire(packets, iro)
+    _check_router_introduced(packets)
     _check_clean(lab, before)
+
+
+def _check_ha_timing(ha: ml.Daemon, seq: int, coa: str) -> None:
+    """The HA's status times the move's BU: kernel receive, its kernel batch, BA sent."""
+    recent = ha.ctl("status")["recent_bu"]  # type: ignore[index]
+    # the accepted BU; a retransmission that crossed the BA would follow it with 135
+    last = next(b for b in reversed(recent) if (b["seq"], b["coa"], b["status"]) == (seq, coa, 0))
+    assert last["queued_ms"] >= 0 and last["kernel_ms"] > 0, last
+    assert last["done_ms"] >= last["queued_ms"] + last["kernel_ms"], last
 
 
 def _check_tunnel_sas(lab: ml.MobilityLab, coa: str) -> None:
@@ -127,6 +147,28 @@ def _check_wire(packets: dict[str, PacketList], iro: bool) -> None:
             assert all(p[IPv6].nh == 60 and [o.hoa for o in p[IPv6ExtHdrDestOpt].options if isinstance(o, HAO)]
                        == [ml.HOA] for p in bus)
             assert all(p[IPv6].nh == 43 and list(p[IPv6ExtHdrRouting].addresses) == [ml.HOA] for p in bas)
+
+
+def _check_router_introduced(packets: dict[str, PacketList]) -> None:
+    """On each access link the MN solicited the routers from its new CoA with its MAC,
+    so the router delivered the BA and the tunnel's packets to the CoA without
+    resolving it first. (It may resolve the CoA once the MN has left.)"""
+    for name, plist in packets.items():
+        coa = ml.coa(name)
+        solicitations = [p for p in plist if p.haslayer(ICMPv6ND_RS) and p[IPv6].src == coa]
+        assert solicitations, f"{name}: no RS from {coa}"
+        for p in solicitations:
+            assert (p[IPv6].dst, p[IPv6].hlim) == ("ff02::2", 255), p.summary()
+            assert p[ICMPv6NDOptSrcLLAddr].lladdr == p[Ether].src, p.summary()
+        mn_mac = solicitations[0][Ether].src
+        start = solicitations[0].time
+        delivered = [p for p in plist if p.time >= start and p.haslayer(IPv6) and p[IPv6].dst == coa
+                     and p.haslayer(ESP) and p[Ether].dst == mn_mac]
+        assert delivered, f"{name}: no ESP to {coa} after its RS"
+        resolving = [p for p in plist if start <= p.time <= delivered[0].time and p.haslayer(ICMPv6ND_NS)
+                     and p[ICMPv6ND_NS].tgt == coa and p[IPv6].src != "::"]
+        assert not resolving, (f"{name}: {coa} was resolved by {resolving[0][IPv6].src} "
+                               f"{resolving[0].time - start:.3f} s after the RS, before the first ESP to it")
 
 
 def _check_clean(lab: ml.MobilityLab, before: dict[str, dict[str, str]]) -> None:

@@ -10,6 +10,7 @@ import contextlib
 import ipaddress
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -68,6 +69,7 @@ class HomeAgent:
         self.sock: MhSocket | None = None
         self._expiry: asyncio.Task[None] | None = None
         self.stats = {"bu": 0, "ba": 0, "rejected": 0, "malformed": 0}
+        self.timings: deque[dict[str, object]] = deque(maxlen=8)  # the last BUs' handling, for status
 
     def _home_policy(self, config: Config) -> HomePolicy:
         prefixes = {hoa.network for s in config.ipsec_policy_sets for hoa in s.home_addresses}
@@ -179,13 +181,17 @@ class HomeAgent:
     async def _handle_bu(self, received: Received, bu: BindingUpdate, coa: str) -> None:
         self.stats["bu"] += 1
         hoa = received.src
+        arrived = received.arrived or time.time()
+        kernel_ms = 0.0
         async with self.lock:
+            started = time.time()
             decision = self.cache.decide(hoa, coa, bu.seq, bu.lifetime * LIFETIME_UNIT, bu.home, self.clock())
             if decision.accepted and self._in_place(decision):
                 self.cache.commit(decision)  # a refresh: the kernel already holds all of it
             elif decision.accepted:
                 try:
                     await self.kernel(self._apply, self.kernel.kernel, decision)
+                    kernel_ms = (time.time() - started) * 1000
                 except KernelError as err:
                     log.error("binding %s -> %s: %s", hoa, coa, err)
                     decision = Decision(BaStatus.REASON_UNSPECIFIED, bu.seq, 0, decision.previous,
@@ -203,6 +209,10 @@ class HomeAgent:
                 ba = BindingAcknowledgement(status=decision.status, key_mgmt=False, seq=decision.seq,
                                             lifetime=decision.lifetime // LIFETIME_UNIT)
                 await self._send_ba(ba, hoa, coa, decision)
+            self.timings.append({"seq": bu.seq, "hoa": hoa, "coa": coa, "status": int(decision.status),
+                                 "queued_ms": round((started - arrived) * 1000, 1),
+                                 "kernel_ms": round(kernel_ms, 1),
+                                 "done_ms": round((time.time() - arrived) * 1000, 1)})
 
     async def _send_ba(self, ba: BindingAcknowledgement, hoa: str, coa: str, decision: Decision) -> None:
         """The BA follows the binding's return path; a rejected BU from a CoA that is
@@ -259,6 +269,9 @@ class HomeAgent:
     def _bind(self, k: Kernel, binding: Binding, previous: Binding | None) -> None:
         hoa, coa = binding.hoa, binding.coa
         name = self.tunnels.get(hoa)
+        # the kernel applies a batch in order: the payload towards the MN moves first,
+        # since on a handover the next packet for the HoA is waiting on it
+        self._migrate_payload(k, self.peers[hoa], coa)
         k.put_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, coa))
         if name is None:
             self._tunnel_ids += 1
@@ -267,7 +280,6 @@ class HomeAgent:
             k.add_route(hoa + "/128", name)
         else:
             k.move_tunnel(name, self.ha, coa)
-        self._migrate_payload(k, self.peers[hoa], coa)
         if hoa not in self.proxied:
             k.add_proxy(hoa, self.ifname)
             self.proxied.add(hoa)
@@ -336,5 +348,5 @@ class HomeAgent:
 
     def status(self) -> dict[str, object]:
         return {"role": "HA", "mode": self.mode.name, "address": self.ha, "interface": self.ifname,
-                "bindings": len(self.cache), **self.stats}
+                "bindings": len(self.cache), **self.stats, "recent_bu": list(self.timings)}
 

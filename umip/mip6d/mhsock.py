@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ IPV6_FREEBIND = 78
 IPV6_RECVRTHDR, IPV6_RTHDR = 56, 57
 IPV6_RECVDSTOPTS, IPV6_DSTOPTS = 58, 59
 IPV6_RECVIROSRC, IPV6_IROSRC, IPV6_RECVIRODST, IPV6_IRODST = 90, 91, 92, 93  # iro kernel series
+SO_TIMESTAMPNS = 35  # also SCM_TIMESTAMPNS
 HAO_TYPE = 201
 UNSPECIFIED = "::"
 
@@ -35,6 +37,7 @@ class Received:
     wire_dst: str
     via_hao: bool = False
     via_rh2: bool = False
+    arrived: float = 0.0  # kernel receive time (CLOCK_REALTIME, as time.time()); 0 if unknown
 
 
 def _hao_address(dstopts: bytes) -> str | None:
@@ -66,6 +69,7 @@ class MhSocket:
             # fails with ENOPROTOOPT on a kernel without the iro series
             self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVIROSRC, 1)
             self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVIRODST, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)  # time spent queued for the loop
         if bind != UNSPECIFIED:
             self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)  # the HoA may come and go
         self.sock.bind((bind, 0))
@@ -91,7 +95,11 @@ class MhSocket:
     def _parse(data: bytes, src: str, ancdata: list[tuple[int, int, bytes]]) -> Received:
         dst = wire_src = wire_dst = UNSPECIFIED
         via_hao = via_rh2 = False
+        arrived = 0.0
         for level, kind, value in ancdata:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) == 16:
+                seconds, nanoseconds = struct.unpack("=qq", value)
+                arrived = seconds + nanoseconds / 1e9
             if level != socket.IPPROTO_IPV6:
                 continue
             if kind == IPV6_PKTINFO and len(value) >= 16:
@@ -105,7 +113,7 @@ class MhSocket:
             elif kind == IPV6_RTHDR and len(value) >= 24 and value[2] == 2:
                 via_rh2 = True
         return Received(data, src, dst, src if wire_src == UNSPECIFIED else wire_src,
-                        dst if wire_dst == UNSPECIFIED else wire_dst, via_hao, via_rh2)
+                        dst if wire_dst == UNSPECIFIED else wire_dst, via_hao, via_rh2, arrived)
 
     def send(self, data: bytes, dst: str) -> None:
         self.sock.sendto(data, (dst, 0))

@@ -149,6 +149,8 @@ class MobileNode:
                 # the BU needs only the HoA and the route-optimization states; the
                 # tunnel and the payload SAs follow while it is on its way
                 await self.kernel(self._batched, self._ready_to_signal, where.coa)
+                if where.ifname:
+                    nd.solicit_router(where.coa, where.ifname)
                 move["setup_ms"] = round((self.clock() - started) * 1000, 1)
                 self._register(where.coa)
                 await self.kernel(self._batched, self._go_away, where.coa)

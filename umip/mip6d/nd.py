@@ -1,6 +1,9 @@
-"""Unsolicited Neighbor Advertisements: the HA claims a HoA on the home link
+"""Neighbor discovery the daemons send themselves.
+
+Unsolicited Neighbor Advertisements: the HA claims a HoA on the home link
 when it starts proxying it (RFC 6275 10.4.1), and a MN back home takes it back
-(11.5.4). Without them the router keeps the old owner's MAC until NUD fails."""
+(11.5.4). Without them the router keeps the old owner's MAC until NUD fails.
+A MN on a new link makes its CoA known to its router (`solicit_router`)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import struct
 from pathlib import Path
 
 log = logging.getLogger("mip6d.nd")
-ALL_NODES = "ff02::1"
+ALL_NODES, ALL_ROUTERS = "ff02::1", "ff02::2"
 NA_OVERRIDE = 0x20000000
 
 
@@ -20,6 +23,11 @@ def neighbor_advertisement(target: str, mac: bytes) -> bytes:
     the kernel fills in the checksum for an ICMPv6 raw socket."""
     body = struct.pack("!BBHI", 136, 0, 0, NA_OVERRIDE) + ipaddress.IPv6Address(target).packed
     return body + struct.pack("!BB", 2, 1) + mac
+
+
+def router_solicitation(mac: bytes) -> bytes:
+    """ICMPv6 RS with a Source Link-Layer Address option."""
+    return struct.pack("!BBHI", 133, 0, 0, 0) + struct.pack("!BB", 1, 1) + mac
 
 
 def interface_mac(ifname: str) -> bytes:
@@ -69,3 +77,26 @@ def resolve_from(src: str, dst: str, ifname: str) -> None:
             sock.sendto(struct.pack("!BBHHH", 128, 0, 0, 0x6d36, 1), (dst, 0))
         except OSError as err:
             log.warning("resolving %s from %s: %s", dst, src, err)
+
+
+def solicit_router(coa: str, ifname: str) -> None:
+    """A Router Solicitation from the new `coa` (RFC 4861 6.3.7 allows any address
+    of the interface) with this interface's MAC: a router records its source and
+    MAC (6.2.6), so the BA and the first tunnelled packets to the CoA need no
+    address resolution on the access link, whose round trip would delay both.
+    Sent before the BU, it reaches the router before either comes back."""
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    except OSError as err:
+        log.warning("router solicitation from %s on %s: %s", coa, ifname, err)
+        return
+    with sock:
+        try:
+            index = socket.if_nametoindex(ifname)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            sock.bind((coa, 0))
+            sock.sendto(router_solicitation(interface_mac(ifname)), (ALL_ROUTERS, 0, 0, index))
+        except OSError as err:
+            log.warning("router solicitation from %s on %s: %s", coa, ifname, err)

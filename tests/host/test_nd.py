@@ -1,0 +1,27 @@
+"""The daemons' own neighbor discovery messages, decoded by scapy."""
+
+from __future__ import annotations
+
+from scapy.layers.inet6 import (
+    ICMPv6ND_NA,
+    ICMPv6ND_RS,
+    ICMPv6NDOptDstLLAddr,
+    ICMPv6NDOptSrcLLAddr,
+)
+
+from mip6d import nd
+
+MAC = bytes.fromhex("020000000a01")
+
+
+def test_router_solicitation_carries_source_link_layer_address() -> None:
+    rs = ICMPv6ND_RS(nd.router_solicitation(MAC))
+    assert (rs.type, rs.code, rs.res) == (133, 0, 0)
+    assert rs[ICMPv6NDOptSrcLLAddr].lladdr == "02:00:00:00:0a:01"
+    assert len(bytes(rs)) == 16
+
+
+def test_advertisement_overrides_with_target_link_layer_address() -> None:
+    na = ICMPv6ND_NA(nd.neighbor_advertisement("2001:db8::10", MAC))
+    assert (na.type, na.R, na.S, na.O, na.tgt) == (136, 0, 0, 1, "2001:db8::10")
+    assert na[ICMPv6NDOptDstLLAddr].lladdr == "02:00:00:00:0a:01"
