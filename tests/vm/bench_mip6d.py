@@ -62,21 +62,23 @@ def print_latency(result: dict[str, Any]) -> None:
     print(f"\n== Part 1: registration latency and handover gap, netem {result['delay_per_hop_ms']} ms per hop "
           f"({', '.join(result['netem'])}), median of {result['rounds']} rounds ==")
     headers = ["mode move", "RTT", "reg", "reg/RTT", "daemon reg", "BUs", "135s", "gap@MN", "gap echo@CN",
-               "goal RTT+50", "MN ok", "CN ok", "replug", "up->seen", "from down@MN", "from down@CN", "setup",
+               "goal RTT+50", "MN ok", "CN ok", "replug", "up->seen", "usable->seen", "from down@MN", "from down@CN",
+               "setup",
                "HA queue", "HA kernel", "HA BU->BA"]
     rows = [[name, m["rtt_ms"], m["registration_ms"], m["registration_over_rtt"], m["daemon_registration_ms"],
              m["bu_sent"], m["ba_135"], m["gap_mn_ms"], m["gap_echo_ms"], m["goal_ms"],
              m.get("runs_gap_mn_within_goal"), m.get("runs_gap_echo_within_goal"), m["lab_replug_ms"],
-             m["detected_after_link_up_ms"],
+             m["detected_after_link_up_ms"], m["detected_after_usable_ms"],
              m["outage_mn_from_link_down_ms"], m["outage_echo_from_link_down_ms"], m["setup_ms"],
              m.get("ha_queued_ms"), m.get("ha_kernel_ms"), m.get("ha_done_ms")]
             for name, m in result["medians"].items()]
     print(table(headers, rows))
     print("(ms, medians; reg: first BU sent -> BA received; daemon reg: the MN daemon's registration_ms, from the "
           "last retransmission; BUs/135s: BUs the MN sent and BA 135 it got for the move; gap@MN: first CN datagram "
-          "at the MN after the new CoA was seen (detected_at); gap echo@CN: its echo back at the CN; ok: runs within "
-          "RTT + 50 ms; replug: the lab's ip commands moving the MN's port (link down to up); "
-          "up->seen: link up to detected_at (RA, SLAAC, detection); from down: from the MN's port "
+          "at the MN after the new CoA became usable (usable_at); gap echo@CN: its echo back at the CN; "
+          "ok: runs within RTT + 50 ms; replug: the lab's ip commands moving the MN's port (link down to up); "
+          "up->seen: link up to detected_at (RA, SLAAC, detection); usable->seen: the CoA's usable event to the "
+          "daemon acting on it; from down: from the MN's port "
           "leaving its bridge; setup: the MN daemon's kernel work before the BU; HA queue: the BU's kernel receive "
           "to its handling (event loop, decode); HA kernel: the binding's kernel batch; HA BU->BA: kernel receive "
           "to BA sent)")

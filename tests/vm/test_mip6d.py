@@ -93,10 +93,10 @@ def _run_moves(lab: ml.MobilityLab, tmp_path: Path, iro: bool) -> None:
             _check_ha_timing(ha, bul2["seq"], ml.coa(to))
         flowing(stream, moved_at)
         move = mn.ctl("status")["moves"][-1]  # type: ignore[index]
-        first_after = min(t for _, t in stream.echoes if t > move["detected_at"])
+        first_after = min(t for _, t in stream.echoes if t > move["usable_at"])
         gaps["ar1->ar2" if to == "ar2" else "ar2->home"] = {
             "gap_ms": round(stream.gap_around(moved_at) * 1000, 1),
-            "new_address_to_traffic_ms": round((first_after - move["detected_at"]) * 1000, 1),
+            "new_address_to_traffic_ms": round((first_after - move["usable_at"]) * 1000, 1),
             "registration_ms": move["registration_ms"],
         }
     stream.stop()

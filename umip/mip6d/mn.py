@@ -142,7 +142,8 @@ class MobileNode:
     async def _moved(self, where: Attachment) -> None:
         started = self.clock()
         self.where = where
-        move: dict[str, object] = {"where": where.where, "coa": where.coa, "detected_at": started}
+        move: dict[str, object] = {"where": where.where, "coa": where.coa, "detected_at": started,
+                                   "usable_at": where.usable_since or started}
         self.moves.append(move)
         try:
             if where.where == "away" and where.coa:

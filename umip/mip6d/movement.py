@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.rtnl import RTMGRP_IPV6_IFADDR, RTMGRP_LINK
@@ -31,6 +32,7 @@ class Attachment:
     ifname: str | None = None
     coa: str | None = None
     home_link_address: str | None = None  # at home: an autoconfigured address other than the HoA
+    usable_since: float = field(default=0.0, compare=False)  # when its address was seen usable (monotonic)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class MovementDetector:
         self._pending: asyncio.TimerHandle | None = None
         self._names: dict[int, str] = {}
         self._moving = asyncio.Lock()
+        self._usable_since = 0.0
 
     async def start(self) -> None:
         self._ipr = AsyncIPRoute()
@@ -89,16 +92,26 @@ class MovementDetector:
                 if event in ("RTM_NEWLINK", "RTM_DELLINK"):
                     self._link(msg)
                 elif event in ("RTM_NEWADDR", "RTM_DELADDR"):
-                    self._addr(msg)
+                    if self._addr(msg):
+                        self._usable_since = self._usable_since or time.monotonic()
+                        self._schedule(0)
+                        continue
                 else:
                     continue
-                self._schedule()
+                self._schedule(self.settle)
 
-    def _schedule(self) -> None:
-        if self._pending:
-            self._pending.cancel()
+    def _schedule(self, delay: float) -> None:
+        """A decision after `delay`; a later event postpones one still waiting, not one due now."""
         loop = asyncio.get_running_loop()
-        self._pending = loop.call_later(self.settle, lambda: loop.create_task(self._decide()))
+        if self._pending:
+            if self._pending.when() <= loop.time():
+                return
+            self._pending.cancel()
+        self._pending = loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._pending = None
+        asyncio.get_running_loop().create_task(self._decide())
 
     def _link(self, msg: dict) -> None:  # type: ignore[type-arg]
         name = msg.get_attr("IFLA_IFNAME")  # type: ignore[attr-defined]
@@ -111,11 +124,12 @@ class MovementDetector:
             for key in [k for k in self._addresses if k[0] == name]:
                 del self._addresses[key]
 
-    def _addr(self, msg: dict) -> None:  # type: ignore[type-arg]
+    def _addr(self, msg: dict) -> bool:  # type: ignore[type-arg]
+        """Records an address event; True if it made a new address usable."""
         ifname = self._names.get(msg["index"])
         address = msg.get_attr("IFA_ADDRESS")  # type: ignore[attr-defined]
         if ifname not in self.preference or address is None:
-            return
+            return False
         flags = msg.get_attr("IFA_FLAGS") or msg["flags"]  # type: ignore[attr-defined]
         key = (ifname, address)
         usable = (msg.get("event") == "RTM_NEWADDR" and msg["scope"] == RT_SCOPE_UNIVERSE
@@ -123,8 +137,10 @@ class MovementDetector:
         if usable and key not in self._addresses:
             self._order += 1
             self._addresses[key] = _Address(ifname, address, self._order)
-        elif not usable:
+            return True
+        if not usable:
             self._addresses.pop(key, None)
+        return False
 
     def locate(self) -> Attachment:
         candidates = [a for a in self._addresses.values() if self._up.get(a.ifname)]
@@ -138,7 +154,8 @@ class MovementDetector:
 
     async def _decide(self) -> None:
         async with self._moving:
-            where = self.locate()
+            where = replace(self.locate(), usable_since=self._usable_since)
+            self._usable_since = 0.0
             if where == self.current:
                 return
             log.info("movement: %s -> %s", self.current, where)
