@@ -138,13 +138,16 @@ def bench_pipeline(c: Context, warm_only: bool = False) -> None:
     bench_mod.pipeline(cold=not warm_only)
 
 
-@task(help={"rounds": "rounds per datagram size, each a plain and a remapped run in ABBA order (default 10)"})
+@task(help={"rounds": "rounds per datagram size, each a plain and a remapped run in ABBA order (default 10)",
+            "icount": "run the guest with QEMU's -icount: its clock counts instructions, so the host's "
+                      "load does not move the figures (slower; TCG only)"})
 @one_line_errors
-def bench_iro(c: Context, rounds: int = 10) -> None:
+def bench_iro(c: Context, rounds: int = 10, icount: bool = False) -> None:
     """In the guest: UDP throughput and packet rate, remapped vs plain ESP transport SA, and the cost of
     unknown-SPI floods on a home agent with and without remap states, as ratios."""
     scripts = " && ".join(guest_script(name) for name in ("bench_iro_throughput.py", "bench_iro_spi_flood.py"))
-    result = vm.boot(scripts, timeout=2400, env={"IRO_BENCH_ROUNDS": str(rounds)})
+    result = vm.boot(scripts, timeout=2400 * (3 if icount else 1), env={"IRO_BENCH_ROUNDS": str(rounds)},
+                     accel="icount" if icount else None, smp=1 if icount else 2)
     sys.exit(result.exit_code)
 
 

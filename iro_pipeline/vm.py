@@ -70,7 +70,12 @@ def _qemu_argv(kernel: Path, accel: str, run_dir: Path, memory: str, smp: int) -
         "rootflags=trans=virtio,version=9p2000.L,msize=512000", "ro",
         f"init={GUEST_INIT}", "panic=-1", "oops=panic", "tsc=reliable", "clocksource=acpi_pm",
     ])
-    accel_args = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg,thread=multi", "-cpu", "max"]
+    accel_args = {
+        "kvm": ["-accel", "kvm", "-cpu", "host"],
+        "tcg": ["-accel", "tcg,thread=multi", "-cpu", "max"],
+        # guest time counts instructions (1 ns each), so the host's load cannot skew a benchmark
+        "icount": ["-accel", "tcg", "-icount", "shift=0,sleep=off", "-cpu", "max"],
+    }[accel]
     shares = [("/dev/root", "/", True), ("irorepo", str(REPO), True), ("iroout", str(run_dir / "share"), False)]
     shares += [(tag, str(path), True) for tag, path in cached_trees().items()]
     argv = [

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,6 +119,10 @@ def _check_ha_timing(ha: ml.Daemon, seq: int, coa: str) -> None:
     last = next(b for b in reversed(recent) if (b["seq"], b["coa"], b["status"]) == (seq, coa, 0))
     assert last["queued_ms"] >= 0 and last["kernel_ms"] > 0, last
     assert last["done_ms"] >= last["queued_ms"] + last["kernel_ms"], last
+    text = subprocess.run([sys.executable, "-m", "mip6d.ctl", "--control", str(ha.control), "status"],
+                          env={**os.environ, "PYTHONPATH": str(ml.REPO / "umip")}, check=True,
+                          capture_output=True, text=True).stdout
+    assert f"recent_bu: seq={seq} hoa={ml.HOA} coa={coa} status=0 queued_ms=" in text, text
 
 
 def _check_tunnel_sas(lab: ml.MobilityLab, coa: str) -> None:

@@ -56,8 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "bindings":
         print(_table(body))
     else:
-        print("\n".join(f"{k}: {v}" for k, v in body.items()))
+        print(_status(body))
     return 0
+
+
+def _status(body: dict[str, object]) -> str:
+    """`key: value` lines; a list (a MN's moves, a HA's recent BUs) gets one line per entry."""
+    lines = []
+    for key, value in body.items():
+        if isinstance(value, list):
+            lines += [f"{key}: " + " ".join(f"{k}={v}" for k, v in entry.items()) for entry in value]
+        else:
+            lines.append(f"{key}: {value}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
