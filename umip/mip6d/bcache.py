@@ -3,7 +3,9 @@ no kernel calls, so the decision for every BU is testable on its own."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -11,6 +13,13 @@ from mip6d.mh import BaStatus
 
 SEQ_WINDOW = 1 << 15  # RFC 6275 9.5.1: modulo 2**16, "less than" within half the space
 
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _in_prefixes(hoa: str, prefixes: tuple[ipaddress.IPv6Network, ...]) -> bool:
+    """Cached: every BU asks it, and ipaddress parses in pure Python."""
+    address = ipaddress.IPv6Address(hoa)
+    return any(address in prefix for prefix in prefixes)
 
 
 def seq_newer(seq: int, than: int) -> bool:
@@ -88,8 +97,7 @@ class BindingCache:
 
         if not home:
             return reject(BaStatus.HOME_REGISTRATION_NOT_SUPPORTED, "H flag clear: not a home registration")
-        address = ipaddress.IPv6Address(hoa)
-        if not any(address in prefix for prefix in self.policy.home_prefixes):
+        if not _in_prefixes(hoa, self.policy.home_prefixes):
             return reject(BaStatus.NOT_HOME_SUBNET, f"{hoa} is not in a home prefix")
         if hoa in self.policy.denied:
             return reject(BaStatus.ADMINISTRATIVELY_PROHIBITED, f"{hoa} denied by BindingAclPolicy")
@@ -97,7 +105,7 @@ class BindingCache:
             return reject(BaStatus.NOT_HOME_AGENT, f"no IPsecPolicySet for {hoa}")
         if previous is not None and not seq_newer(seq, previous.seq):
             return reject(BaStatus.SEQUENCE_OUT_OF_WINDOW, f"sequence {seq} not after {previous.seq}")
-        if lifetime == 0 or ipaddress.IPv6Address(coa) == address:
+        if lifetime == 0 or socket.inet_pton(socket.AF_INET6, coa) == socket.inet_pton(socket.AF_INET6, hoa):
             return Decision(BaStatus.ACCEPTED, seq, 0, None, previous, "deregistration")
         if previous is None and len(self._entries) >= self.policy.max_bindings:
             return reject(BaStatus.INSUFFICIENT_RESOURCES, f"binding cache full ({self.policy.max_bindings})")

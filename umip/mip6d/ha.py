@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import time
@@ -36,6 +37,13 @@ from mip6d.xfrm import Migration
 from mip6d.xfrm.api import XFRM_MODE_TUNNEL
 
 log = logging.getLogger("mip6d.ha")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _routable_unicast(address: str) -> bool:
+    """Cached: every BU asks it, and ipaddress parses in pure Python."""
+    ip = ipaddress.IPv6Address(address)
+    return not (ip.is_unspecified or ip.is_loopback or ip.is_multicast or ip.is_link_local)
 
 
 @dataclass
@@ -165,9 +173,7 @@ class HomeAgent:
         (and the BU is discarded, as UMIP did) if that is no routable unicast address."""
         alt = [o.address for o in bu.options if isinstance(o, AlternateCareOfAddress)]
         coa = alt[0] if alt else received.wire_src
-        address = ipaddress.IPv6Address(coa)
-        if (address.is_unspecified or address.is_loopback or address.is_multicast or address.is_link_local
-                or coa == self.ha):
+        if not _routable_unicast(coa) or coa == self.ha:
             log.warning("BU %d from %s: care-of address %s is not a routable unicast address: discarded",
                         bu.seq, received.src, coa)
             return None

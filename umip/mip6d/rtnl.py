@@ -36,7 +36,10 @@ _FIB_RULE_HDR = struct.Struct("=BBBBBBBBI")
 
 
 def _ip6(address: str) -> bytes:
-    return ipaddress.IPv6Address(address).packed
+    try:
+        return socket.inet_pton(socket.AF_INET6, address)
+    except OSError as err:
+        raise ValueError(f"{address!r} is not an IPv6 address") from err
 
 
 def _ip6tnl_info(local: str, remote: str) -> bytes:
