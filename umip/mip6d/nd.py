@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import socket
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("mip6d.nd")
@@ -34,27 +35,31 @@ def interface_mac(ifname: str) -> bytes:
     return bytes.fromhex(Path(f"/sys/class/net/{ifname}/address").read_text().strip().replace(":", ""))
 
 
+def _on_icmp6_socket(ifname: str, what: str, use: Callable[[socket.socket], None]) -> None:
+    """Run `use` with a raw ICMPv6 socket on `ifname`. Sending ND is best effort:
+    an OSError is logged as `what`, it does not fail the caller."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+            use(sock)
+    except OSError as err:
+        log.warning("%s on %s: %s", what, ifname, err)
+
+
 def announce(ifname: str, target: str, count: int = 2) -> None:
     """Multicast an unsolicited NA for `target` with this interface's MAC."""
-    try:
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-    except OSError as err:
-        log.warning("unsolicited NA for %s on %s: %s", target, ifname, err)
-        return
-    with sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+    def send(sock: socket.socket) -> None:
+        index = socket.if_nametoindex(ifname)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
         # no copy back to ourselves: each would walk the interface's multicast list twice
         # (out and in), and on a home agent that list holds a group per proxied HoA
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(ifname))
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
         packet = neighbor_advertisement(target, interface_mac(ifname))
         for _ in range(count):
-            try:
-                sock.sendto(packet, (ALL_NODES, 0, 0, socket.if_nametoindex(ifname)))
-            except OSError as err:
-                log.warning("unsolicited NA for %s on %s: %s", target, ifname, err)
-                return
+            sock.sendto(packet, (ALL_NODES, 0, 0, index))
+
+    _on_icmp6_socket(ifname, f"unsolicited NA for {target}", send)
 
 
 def resolve_from(src: str, dst: str, ifname: str) -> None:
@@ -65,18 +70,11 @@ def resolve_from(src: str, dst: str, ifname: str) -> None:
     answer would leave by the tunnel (RFC 6275 11.5.4 has the MN learn the
     HA's link-layer address without its HoA). An echo request from another
     address of the home link makes the kernel solicit from that address."""
-    try:
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-    except OSError as err:
-        log.warning("resolving %s from %s: %s", dst, src, err)
-        return
-    with sock:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
-            sock.bind((src, 0))
-            sock.sendto(struct.pack("!BBHHH", 128, 0, 0, 0x6d36, 1), (dst, 0))
-        except OSError as err:
-            log.warning("resolving %s from %s: %s", dst, src, err)
+    def send(sock: socket.socket) -> None:
+        sock.bind((src, 0))
+        sock.sendto(struct.pack("!BBHHH", 128, 0, 0, 0x6d36, 1), (dst, 0))
+
+    _on_icmp6_socket(ifname, f"resolving {dst} from {src}", send)
 
 
 def solicit_router(coa: str, ifname: str) -> None:
@@ -85,18 +83,11 @@ def solicit_router(coa: str, ifname: str) -> None:
     MAC (6.2.6), so the BA and the first tunnelled packets to the CoA need no
     address resolution on the access link, whose round trip would delay both.
     Sent before the BU, it reaches the router before either comes back."""
-    try:
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-    except OSError as err:
-        log.warning("router solicitation from %s on %s: %s", coa, ifname, err)
-        return
-    with sock:
-        try:
-            index = socket.if_nametoindex(ifname)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
-            sock.bind((coa, 0))
-            sock.sendto(router_solicitation(interface_mac(ifname)), (ALL_ROUTERS, 0, 0, index))
-        except OSError as err:
-            log.warning("router solicitation from %s on %s: %s", coa, ifname, err)
+    def send(sock: socket.socket) -> None:
+        index = socket.if_nametoindex(ifname)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        sock.bind((coa, 0))
+        sock.sendto(router_solicitation(interface_mac(ifname)), (ALL_ROUTERS, 0, 0, index))
+
+    _on_icmp6_socket(ifname, f"router solicitation from {coa}", send)
