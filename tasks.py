@@ -90,7 +90,8 @@ def kernel_build(c: Context, source: str | None = None, profile: str = "vm") -> 
 
 
 @task(help={"kernel": "bzImage to boot (default: the one in dist/'s linux-image package)",
-            "timeout": "seconds before the guest counts as hung", "accel": "force kvm or tcg"})
+            "timeout": "seconds before the guest counts as hung",
+            "accel": "force kvm, tcg or icount (TCG, one vCPU, clock counts instructions)"})
 @one_line_errors
 def vm_run(c: Context, kernel: str | None = None, timeout: float = 600, accel: str | None = None) -> None:
     """Boot the built kernel and run the command after `--`: ./iro vm.run -- uname -a"""
@@ -147,7 +148,7 @@ def bench_iro(c: Context, rounds: int = 10, icount: bool = False) -> None:
     unknown-SPI floods on a home agent with and without remap states, as ratios."""
     scripts = " && ".join(guest_script(name) for name in ("bench_iro_throughput.py", "bench_iro_spi_flood.py"))
     result = vm.boot(scripts, timeout=2400 * (3 if icount else 1), env={"IRO_BENCH_ROUNDS": str(rounds)},
-                     accel="icount" if icount else None, smp=1 if icount else 2)
+                     accel="icount" if icount else None)
     sys.exit(result.exit_code)
 
 

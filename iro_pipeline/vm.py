@@ -137,6 +137,8 @@ def boot(
     require(VM_TOOLS)
     kernel = kernel or kernel_from_dist()
     accel = accel or choose_accel(kernel)
+    if accel == "icount":
+        smp = 1  # single-threaded TCG; here a second vCPU hung the boot at "Booting SMP configuration"
     runs = cache_root() / "vm" / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=runs))
