@@ -11,11 +11,13 @@ vCPU each, so both paths see the same placement."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import time
+from collections.abc import Iterator
 
 from iro_lab import RO
 from mip6_lab import GCM
@@ -63,12 +65,26 @@ def run_iperf(a: Host, src: str, size: int) -> tuple[float, float]:
     return received * size * 8 / end["seconds"], received / end["seconds"]
 
 
-def main() -> None:
+@contextlib.contextmanager
+def iperf_lab(pin: bool = True) -> Iterator[tuple[Host, Host]]:
+    """The two hosts of `setup`, an iperf3 server on b (pinned to SERVER_CPU), and
+    everything removed afterwards."""
     a, b = setup()
-    server = subprocess.Popen(["ip", "netns", "exec", b.name, "taskset", "-c", SERVER_CPU, "iperf3", "-s", "-B", B],
+    taskset = ["taskset", "-c", SERVER_CPU] if pin else []
+    server = subprocess.Popen(["ip", "netns", "exec", b.name, *taskset, "iperf3", "-s", "-B", B],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1)
     try:
+        yield a, b
+    finally:
+        server.terminate()
+        server.wait()
+        a.close()
+        b.close()
+
+
+def main() -> None:
+    with iperf_lab() as (a, b):
         for title, size in SIZES.items():
             results: dict[str, list[tuple[float, float]]] = {"plain": [], "remapped": []}
             for r in range(ROUNDS):
@@ -88,11 +104,6 @@ def main() -> None:
         remapped = b.xfrm.get_state(B, 0x200)
         wire = a.run("ip", "-s", "-6", "xfrm", "state")
         print(f"remapped SA on the receiver: {remapped.packets} packets; sender states:\n{wire}")
-    finally:
-        server.terminate()
-        server.wait()
-        a.close()
-        b.close()
 
 
 if __name__ == "__main__":

@@ -46,11 +46,7 @@ def sampled(a: Host, src: str, data: Path) -> tuple[int, collections.Counter[str
 
 
 def main() -> None:
-    a, b = lab.setup()
-    server = subprocess.Popen(["ip", "netns", "exec", b.name, "iperf3", "-s", "-B", lab.B],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1)
-    try:
+    with lab.iperf_lab(pin=False) as (a, _):
         for pair in (1, 2):
             (pp, ps), (rp, rs) = (sampled(a, src, Path(f"/tmp/perf-{kind}{pair}.data"))
                                   for kind, src in (("plain", lab.A), ("remapped", lab.HOA)))
@@ -60,11 +56,6 @@ def main() -> None:
             diff = {s: rs[s] / rp * 1000 - ps[s] / pp * 1000 for s in set(ps) | set(rs)}
             for symbol, d in sorted(diff.items(), key=lambda kv: -abs(kv[1]))[:ROWS]:
                 print(f"  {d:+7.2f}  {ps[symbol] / pp * 1000:7.2f} -> {rs[symbol] / rp * 1000:7.2f}  {symbol}")
-    finally:
-        server.terminate()
-        server.wait()
-        a.close()
-        b.close()
 
 
 if __name__ == "__main__":
