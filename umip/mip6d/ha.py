@@ -196,8 +196,9 @@ class HomeAgent:
                 self.cache.commit(decision)  # a refresh: the kernel already holds all of it
             elif decision.accepted:
                 try:
+                    batch_started = time.time()
                     await self.kernel(self._apply, self.kernel.kernel, decision)
-                    kernel_ms = (time.time() - started) * 1000
+                    kernel_ms = (time.time() - batch_started) * 1000
                 except KernelError as err:
                     log.error("binding %s -> %s: %s", hoa, coa, err)
                     decision = Decision(BaStatus.REASON_UNSPECIFIED, bu.seq, 0, decision.previous,
