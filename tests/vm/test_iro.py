@@ -181,6 +181,26 @@ def test_wrong_coa_counts_state_mismatch(hosts) -> None:
     assert counter_delta(before, lab.ha.xfrm_stat()) == {"XfrmInStateMismatch": DROPS}
 
 
+def test_rule_changes_apply_to_the_next_packet(hosts) -> None:
+    """Input remembers each SA's IRO rule (patch 11): a more specific rule added
+    after traffic, or a rule deleted, must still apply from the next packet on."""
+    lab = iro_lab(hosts)
+    (_, _, cmsgs), _ = exchange(lab, 50)  # the HA's SA now holds the wildcard rule
+    assert cmsgs[IPV6_IROSRC] == COA
+    lab.ha.xfrm.add_state(iro_state(HOA, HA, XFRM_PROTO_IRO_SRC, COA2))
+    before = lab.ha.xfrm_stat()
+    send_mh(lab.mn, HOA, HA, [binding_update(51 + seq, COA) for seq in range(DROPS)])
+    assert counter_delta(before, lab.ha.xfrm_stat()) == {"XfrmInStateMismatch": DROPS}
+
+    lab.ha.xfrm.delete_state(HA, 0, XFRM_PROTO_IRO_SRC, src=HOA)  # back to the wildcard rule
+    (_, _, cmsgs), _ = exchange(lab, 60)  # the MN's SA now holds its IRO_DST rule
+    assert cmsgs[IPV6_IROSRC] == COA
+    lab.mn.xfrm.delete_state(HOA, 0, XFRM_PROTO_IRO_DST, src=HA)
+    before = lab.mn.xfrm_stat()
+    send_mh(lab.ha, HA, HOA, [binding_ack(70 + seq) for seq in range(DROPS)])
+    assert counter_delta(before, lab.mn.xfrm_stat()).get("XfrmInNoStates") == DROPS
+
+
 def test_recv_options_give_unspecified_when_not_remapped(hosts) -> None:
     lab = iro_lab(hosts)
     lab.mn.xfrm.delete_state(HA, 0, XFRM_PROTO_IRO_SRC, src=HOA)  # the BU now leaves from the HoA
