@@ -1,6 +1,6 @@
 """What ESP with unknown SPIs costs a home agent that holds many SAs, with and
 without IRO remap states in its namespace, side by side (run in the guest by
-`./iro bench.iro`). Without patch 11 every such packet walked the SPI table once
+`./iro bench.iro`). Without patch 10 every such packet walked the SPI table once
 any remap state existed; with it the ratio should stay near 1."""
 
 from __future__ import annotations
