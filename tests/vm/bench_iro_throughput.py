@@ -12,8 +12,12 @@ a deployment can choose:
   The receiver then checks one policy instead of two, so the difference
   between the two figures is the sub-policy's stock cost, and this one is
   the remap's own.
+- "sender's share": a remap state whose care-of address is the home address
+  itself. The sender's bundle gets the remap layer and its output pass, but
+  the packet keeps its source, so the receiver does plain ESP: this is what
+  the remap costs the sender alone.
 
-Each round runs all three, in an order that is reversed every other round,
+Each round runs all four, in an order that is reversed every other round,
 so that a drift of the machine's speed within a round does not favour one
 side. The ratio reported is the median of the rounds' own
 remapped/plain ratios, with their interquartile range: under TCG the speed of
@@ -37,12 +41,13 @@ from mip6d.xfrm import Policy, Selector, State, Template
 from mip6d.xfrm.api import XFRM_POLICY_IN, XFRM_POLICY_OUT, XFRM_PROTO_IRO_SRC
 from netlab import Host, link
 
-A, B, HOA, HOA_ONE_POLICY = "2001:db8:1::1", "2001:db8:1::2", "2001:db8:100::10", "2001:db8:100::12"
-# Addresses and SPIs chosen so that the three flows' policies (hashed on their
+A, B = "2001:db8:1::1", "2001:db8:1::2"
+HOA, HOA_ONE_POLICY, HOA_SENDER_ONLY = "2001:db8:100::10", "2001:db8:100::12", "2001:db8:100::13"
+# Addresses and SPIs chosen so that the four flows' policies (hashed on their
 # address pair) and SAs (on destination, SPI and protocol) each sit alone in a
 # bucket of the kernel's initial 8-bucket tables: a shared chain would make
 # one flow's lookup walk past another's entry, a bias of its own.
-SPI_PLAIN, SPI_REMAPPED, SPI_ONE_POLICY = 0x1000, 0x2000, 0x3000
+SPI_PLAIN, SPI_REMAPPED, SPI_ONE_POLICY, SPI_SENDER_ONLY = 0x1000, 0x2000, 0x3000, 0x4000
 ROUNDS = int(os.environ.get("IRO_BENCH_ROUNDS", "10"))
 SECONDS = 2
 CLIENT_CPU, SERVER_CPU = ("0", "1") if (os.cpu_count() or 1) > 1 else ("0", "0")
@@ -54,21 +59,24 @@ def setup() -> tuple[Host, Host]:
     link(a, "a0", b, "b0")
     a.add_address("a0", A)
     b.add_address("b0", B)
-    for hoa in (HOA, HOA_ONE_POLICY):
+    for hoa in (HOA, HOA_ONE_POLICY, HOA_SENDER_ONLY):
         a.add_address("lo", hoa, 128)
         b.add_route(hoa, "b0", gateway=A)  # the HoAs are on a's loopback: no neighbour answers for them
     for host in (a, b):
         host.xfrm.add_state(State(A, B, spi=SPI_PLAIN, aead=GCM))
-        for spi, hoa in ((SPI_REMAPPED, HOA), (SPI_ONE_POLICY, HOA_ONE_POLICY)):
+        for spi, hoa in ((SPI_REMAPPED, HOA), (SPI_ONE_POLICY, HOA_ONE_POLICY), (SPI_SENDER_ONLY, HOA_SENDER_ONLY)):
             host.xfrm.add_state(State(hoa, B, spi=spi, aead=GCM))
+        for hoa in (HOA, HOA_ONE_POLICY):
             host.xfrm.add_state(State(hoa, B, XFRM_PROTO_IRO_SRC, mode=RO, coaddr=A))
-    remap = Template(XFRM_PROTO_IRO_SRC, RO)
-    layouts = ((A, [Template()], False), (HOA, [Template()], False), (HOA, [remap], True),
-               (HOA_ONE_POLICY, [Template(), remap], False))
-    for src, templates, sub in layouts:
+    a.xfrm.add_state(State(HOA_SENDER_ONLY, B, XFRM_PROTO_IRO_SRC, mode=RO, coaddr=HOA_SENDER_ONLY))
+    esp, remap = Template(), Template(XFRM_PROTO_IRO_SRC, RO)
+    # (source, sender's templates, receiver's templates, in a sub-policy)
+    layouts = ((A, [esp], [esp], False), (HOA, [esp], [esp], False), (HOA, [remap], [remap], True),
+               (HOA_ONE_POLICY, [esp, remap], [esp, remap], False), (HOA_SENDER_ONLY, [esp, remap], [esp], False))
+    for src, out, back, sub in layouts:
         sel = Selector.host(src, B, proto=17)
-        a.xfrm.add_policy(Policy(sel, XFRM_POLICY_OUT, templates, sub=sub))
-        b.xfrm.add_policy(Policy(sel, XFRM_POLICY_IN, templates, sub=sub))
+        a.xfrm.add_policy(Policy(sel, XFRM_POLICY_OUT, out, sub=sub))
+        b.xfrm.add_policy(Policy(sel, XFRM_POLICY_IN, back, sub=sub))
     return a, b
 
 
@@ -102,7 +110,7 @@ def iperf_lab(pin: bool = True) -> Iterator[tuple[Host, Host]]:
         b.close()
 
 
-SOURCES = {"plain": A, "remapped": HOA, "remapped, one policy": HOA_ONE_POLICY}
+SOURCES = {"plain": A, "remapped": HOA, "remapped, one policy": HOA_ONE_POLICY, "sender's share": HOA_SENDER_ONLY}
 
 
 def main() -> None:
@@ -119,12 +127,12 @@ def main() -> None:
             for kind, (bps, pps) in med.items():
                 print(f"  {kind:21s} {bps / 1e6:8.1f} Mbit/s {pps:10.0f} packets/s (median)")
             # one datagram size per part: the throughput and packet-rate ratios are the same number
-            for kind in ("remapped", "remapped, one policy"):
+            for kind in list(SOURCES)[1:]:
                 ratios = [rem[1] / plain[1] for rem, plain in zip(results[kind], results["plain"], strict=True)]
                 q1, _, q3 = statistics.quantiles(ratios, n=4)
                 print(f"  ratio {kind}/plain: median of rounds {statistics.median(ratios):.3f} "
                       f"(interquartile {q1:.3f}-{q3:.3f}); ratio of medians {med[kind][1] / med['plain'][1]:.3f}")
-        for spi in (SPI_REMAPPED, SPI_ONE_POLICY):
+        for spi in (SPI_REMAPPED, SPI_ONE_POLICY, SPI_SENDER_ONLY):
             print(f"remapped SA {spi:#x} on the receiver: {b.xfrm.get_state(B, spi).packets} packets")
         print(f"sender states:\n{a.run('ip', '-s', '-6', 'xfrm', 'state')}")
 
