@@ -157,8 +157,8 @@ def main() -> int:
                         help="run the scale HA under cProfile (all threads) and print where its time goes; "
                              "slows it down: diagnostics only")
     parser.add_argument("--perf", action="store_true",
-                        help="perf record the scale HA during first registrations and print its hottest "
-                             "kernel and user symbols (needs Debian's linux-perf on the host)")
+                        help="perf record the scale HA during first registrations and during refreshes, and "
+                             "print its hottest kernel and user symbols (needs Debian's linux-perf on the host)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]

@@ -577,7 +577,8 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
             return result
 
         log(f"N={n} {mode.name}: refreshes (same CoA, next sequence number)")
-        refresh = sim.run_round(2, window, deadline)
+        with kernel_profile(ha.pid, workdir / "ha-refresh.perf" if perf else None):
+            refresh = sim.run_round(2, window, deadline)
         cpu2, rss2 = cpu_seconds(ha.pid), rss_kib(ha.pid)
         result["refresh"] = {**refresh.summary(), "ha_cpu_s": round(cpu2 - cpu1, 2),
                              "ha_cpu_ms_per_bu": round((cpu2 - cpu1) * 1000 / max(1, refresh.accepted), 2),
