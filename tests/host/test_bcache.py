@@ -87,3 +87,15 @@ def test_expiry() -> None:
     assert bc.expired(139.9) == []
     assert [b.hoa for b in bc.expired(140.0)] == [HOA]
     assert bc.get(HOA) is not None and bc.get(HOA).left(120.0) == 20.0  # type: ignore[union-attr]
+
+
+def test_expiry_follows_refreshes_and_removals() -> None:
+    bc = cache()
+    register(bc, HOA, COA, 1, lifetime=40, now=100.0)
+    register(bc, HOA2, COA, 1, lifetime=40, now=100.0)
+    register(bc, HOA, COA, 2, lifetime=40, now=130.0)  # refreshed: due at 170, not 140
+    assert [b.hoa for b in bc.expired(140.0)] == [HOA2]
+    assert [b.hoa for b in bc.expired(141.0)] == [HOA2]  # due until removed
+    bc.remove(HOA2)
+    assert bc.expired(169.9) == []
+    assert [(b.hoa, b.seq) for b in bc.expired(170.0)] == [(HOA, 2)]

@@ -4,6 +4,7 @@ no kernel calls, so the decision for every BU is testable on its own."""
 from __future__ import annotations
 
 import functools
+import heapq
 import ipaddress
 import socket
 from collections.abc import Iterator
@@ -75,6 +76,9 @@ class BindingCache:
     def __init__(self, policy: HomePolicy) -> None:
         self.policy = policy
         self._entries: dict[str, Binding] = {}
+        # (expires_at, hoa) of every commit: expiry looks at the due ones only, not at
+        # every binding each second; entries a refresh or removal made stale are skipped
+        self._deadlines: list[tuple[float, str]] = []
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -121,9 +125,19 @@ class BindingCache:
                 self._entries.pop(decision.previous.hoa, None)
         else:
             self._entries[decision.binding.hoa] = decision.binding
+            heapq.heappush(self._deadlines, (decision.binding.expires_at, decision.binding.hoa))
 
     def expired(self, now: float) -> list[Binding]:
-        return [b for b in self._entries.values() if b.expires_at <= now]
+        """The bindings whose lifetime has run out; they stay due until removed."""
+        due: list[Binding] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            at, hoa = heapq.heappop(self._deadlines)
+            binding = self._entries.get(hoa)
+            if binding is not None and binding.expires_at == at:
+                due.append(binding)
+        for binding in due:
+            heapq.heappush(self._deadlines, (binding.expires_at, binding.hoa))
+        return due
 
     def remove(self, hoa: str) -> Binding | None:
         return self._entries.pop(hoa, None)

@@ -341,6 +341,8 @@ class HomeAgent:
             await asyncio.sleep(1)
             for binding in self.cache.expired(self.clock()):
                 async with self.lock:
+                    if self.cache.get(binding.hoa) is not binding:
+                        continue  # refreshed or removed while an earlier one was unbound
                     log.info("binding %s -> %s expired", binding.hoa, binding.coa)
                     with contextlib.suppress(KernelError):
                         await self.kernel(self._unbind, self.kernel.kernel, binding)
