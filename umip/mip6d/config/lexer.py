@@ -10,8 +10,8 @@ that name what was expected.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from .errors import ConfigError, Location
 
@@ -23,8 +23,7 @@ class Kind(Enum):
     EOF = "eof"
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     kind: Kind
     value: str
     location: Location
@@ -56,38 +55,33 @@ def tokenize(text: str, filename: str, word_chars: str, punct: str) -> list[Toke
     `word_chars` is a regex character-class body (e.g. `A-Za-z0-9_:.`); `punct` lists the
     characters returned as single-character PUNCT tokens. Any other character is an error.
     """
-    word = re.compile(f"[{word_chars}]+")
+    # one regex, alternatives in order of precedence: a home agent's config and keys
+    # file hold a few lines per mobile node, tens of thousands of lines in all
+    scanner = re.compile(r'(?P<newline>\n)|[ \t\r\f\v]+|#[^\n]*|"(?P<string>[^"\n]*)"'
+                         rf"|(?P<punct>[{re.escape(punct)}])|(?P<word>[{word_chars}]+)")
     tokens: list[Token] = []
     line, line_start, pos = 1, 0, 0
-    end = len(text)
-    while pos < end:
-        char = text[pos]
+    for match in scanner.finditer(text):
+        if match.start() != pos:  # finditer skipped what no alternative matches
+            break
+        kind, pos = match.lastgroup, match.end()
+        if kind == "newline":
+            line, line_start = line + 1, pos
+        elif kind is not None:
+            here = Location(filename, line, match.start() - line_start + 1)
+            tokens.append(Token(_KINDS[kind], match.group(kind), here, pos - match.start()))
+    if pos < len(text):
         here = Location(filename, line, pos - line_start + 1)
-        if char == "\n":
-            line, line_start, pos = line + 1, pos + 1, pos + 1
-        elif char in " \t\r\f\v":
-            pos += 1
-        elif char == "#":
-            newline = text.find("\n", pos)
-            pos = end if newline < 0 else newline
-        elif char == '"':
-            close = text.find('"', pos + 1)
-            newline = text.find("\n", pos + 1)
-            if close < 0 or (0 <= newline < close):
-                raise ConfigError(here, "unterminated string: a quoted string must end on the same line")
-            tokens.append(Token(Kind.STRING, text[pos + 1 : close], here, close + 1 - pos))
-            pos = close + 1
-        elif char in punct:
-            tokens.append(Token(Kind.PUNCT, char, here, 1))
-            pos += 1
-        elif match := word.match(text, pos):
-            tokens.append(Token(Kind.WORD, match.group(), here, match.end() - pos))
-            pos = match.end()
-        else:
-            shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}"
-            raise ConfigError(here, f"unexpected character {shown}")
+        char = text[pos]
+        if char == '"':
+            raise ConfigError(here, "unterminated string: a quoted string must end on the same line")
+        shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}"
+        raise ConfigError(here, f"unexpected character {shown}")
     tokens.append(Token(Kind.EOF, "", Location(filename, line, pos - line_start + 1)))
     return tokens
+
+
+_KINDS = {"string": Kind.STRING, "punct": Kind.PUNCT, "word": Kind.WORD}
 
 
 class TokenStream:
@@ -98,7 +92,8 @@ class TokenStream:
         self._pos = 0
 
     def peek(self, ahead: int = 0) -> Token:
-        return self._tokens[min(self._pos + ahead, len(self._tokens) - 1)]
+        index = self._pos + ahead
+        return self._tokens[index] if index < len(self._tokens) else self._tokens[-1]
 
     def next(self) -> Token:
         token = self.peek()
