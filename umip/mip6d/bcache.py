@@ -16,11 +16,6 @@ SEQ_WINDOW = 1 << 15  # RFC 6275 9.5.1: modulo 2**16, "less than" within half th
 
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _in_prefixes(hoa: str, prefixes: tuple[ipaddress.IPv6Network, ...]) -> bool:
-    """Cached: every BU asks it, and ipaddress parses in pure Python."""
-    address = ipaddress.IPv6Address(hoa)
-    return any(address in prefix for prefix in prefixes)
 
 
 def seq_newer(seq: int, than: int) -> bool:
@@ -61,7 +56,7 @@ class Decision:
         return self.status < 128
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: a cache key that costs nothing to hash
 class HomePolicy:
     """Which home addresses this home agent serves and on what terms."""
 
@@ -70,6 +65,16 @@ class HomePolicy:
     denied: frozenset[str] = frozenset()  # BindingAclPolicy ... deny
     max_lifetime: int = 86400
     max_bindings: int = 100_000
+
+    def in_home_prefix(self, hoa: str) -> bool:
+        return _in_prefixes(hoa, self)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _in_prefixes(hoa: str, policy: HomePolicy) -> bool:
+    """Cached: every BU asks it, and ipaddress parses in pure Python."""
+    address = ipaddress.IPv6Address(hoa)
+    return any(address in prefix for prefix in policy.home_prefixes)
 
 
 class BindingCache:
@@ -101,7 +106,7 @@ class BindingCache:
 
         if not home:
             return reject(BaStatus.HOME_REGISTRATION_NOT_SUPPORTED, "H flag clear: not a home registration")
-        if not _in_prefixes(hoa, self.policy.home_prefixes):
+        if not self.policy.in_home_prefix(hoa):
             return reject(BaStatus.NOT_HOME_SUBNET, f"{hoa} is not in a home prefix")
         if hoa in self.policy.denied:
             return reject(BaStatus.ADMINISTRATIVELY_PROHIBITED, f"{hoa} denied by BindingAclPolicy")

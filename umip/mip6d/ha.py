@@ -77,6 +77,7 @@ class HomeAgent:
         self.sock: MhSocket | None = None
         self._expiry: asyncio.Task[None] | None = None
         self.stats = {"bu": 0, "ba": 0, "rejected": 0, "malformed": 0}
+        self._queued = 0  # BUs waiting for or holding the lock
         self.timings: deque[dict[str, object]] = deque(maxlen=8)  # the last BUs' handling, for status
 
     def _home_policy(self, config: Config) -> HomePolicy:
@@ -164,7 +165,7 @@ class HomeAgent:
             if coa is None:
                 self.stats["malformed"] += 1
                 return
-            asyncio.get_running_loop().create_task(self._handle_bu(received, message, coa))
+            self._on_bu(received, message, coa)
         else:
             log.info("MH %s from %s ignored", type(message).__name__, received.src)
 
@@ -184,42 +185,79 @@ class HomeAgent:
         async with self.lock:
             self._send(BindingError(status=BeStatus.UNRECOGNIZED_MH_TYPE, home_address=hoa), hoa)
 
-    async def _handle_bu(self, received: Received, bu: BindingUpdate, coa: str) -> None:
+    def _on_bu(self, received: Received, bu: BindingUpdate, coa: str) -> None:
+        """A refresh (same CoA, kernel state in place) is answered at once when no other
+        BU is queued or being handled, so that the order of BUs is kept; anything else,
+        or a refresh behind another BU, waits its turn in a task."""
         self.stats["bu"] += 1
-        hoa = received.src
-        arrived = received.arrived or time.time()
-        kernel_ms = 0.0
-        async with self.lock:
+        if not self._queued and not self.lock.locked():
             started = time.time()
-            decision = self.cache.decide(hoa, coa, bu.seq, bu.lifetime * LIFETIME_UNIT, bu.home, self.clock())
+            decision = self._decide(received, bu, coa)
             if decision.accepted and self._in_place(decision):
-                self.cache.commit(decision)  # a refresh: the kernel already holds all of it
-            elif decision.accepted:
-                try:
-                    batch_started = time.time()
-                    await self.kernel(self._apply, self.kernel.kernel, decision)
-                    kernel_ms = (time.time() - batch_started) * 1000
-                except KernelError as err:
-                    log.error("binding %s -> %s: %s", hoa, coa, err)
-                    decision = Decision(BaStatus.REASON_UNSPECIFIED, bu.seq, 0, decision.previous,
-                                        decision.previous, str(err))
+                self.cache.commit(decision)
+                self._answer(received, bu, coa, decision)
+                self._record(received, bu, coa, decision, started, 0.0)
+                return
+        self._queued += 1
+        asyncio.get_running_loop().create_task(self._handle_bu(received, bu, coa))
+
+    def _decide(self, received: Received, bu: BindingUpdate, coa: str) -> Decision:
+        return self.cache.decide(received.src, coa, bu.seq, bu.lifetime * LIFETIME_UNIT, bu.home, self.clock())
+
+    async def _handle_bu(self, received: Received, bu: BindingUpdate, coa: str) -> None:
+        hoa = received.src
+        kernel_ms = 0.0
+        try:
+            async with self.lock:
+                started = time.time()
+                decision = self._decide(received, bu, coa)
+                if decision.accepted and self._in_place(decision):
+                    self.cache.commit(decision)  # a refresh: the kernel already holds all of it
+                elif decision.accepted:
+                    try:
+                        batch_started = time.time()
+                        await self.kernel(self._apply, self.kernel.kernel, decision)
+                        kernel_ms = (time.time() - batch_started) * 1000
+                    except KernelError as err:
+                        log.error("binding %s -> %s: %s", hoa, coa, err)
+                        decision = Decision(BaStatus.REASON_UNSPECIFIED, bu.seq, 0, decision.previous,
+                                            decision.previous, str(err))
+                    else:
+                        self.cache.commit(decision)
+                if decision.accepted:
+                    self._answer(received, bu, coa, decision)
                 else:
-                    self.cache.commit(decision)
-            if not decision.accepted:
-                self.stats["rejected"] += 1
-                log.warning("BU %s from %s (CoA %s) rejected with %d: %s", bu.seq, hoa, coa, decision.status,
-                            decision.reason)
-            else:
-                log.info("BU %s: %s -> %s, lifetime %d s", bu.seq, hoa, coa if decision.binding else "home",
-                         decision.lifetime)
-            if bu.ack or not decision.accepted:
-                ba = BindingAcknowledgement(status=decision.status, key_mgmt=False, seq=decision.seq,
-                                            lifetime=decision.lifetime // LIFETIME_UNIT)
-                await self._send_ba(ba, hoa, coa, decision)
-            self.timings.append({"seq": bu.seq, "hoa": hoa, "coa": coa, "status": int(decision.status),
-                                 "queued_ms": round((started - arrived) * 1000, 1),
-                                 "kernel_ms": round(kernel_ms, 1),
-                                 "done_ms": round((time.time() - arrived) * 1000, 1)})
+                    self._log_rejection(received, bu, coa, decision)
+                    await self._send_ba(self._ack(decision), hoa, coa, decision)
+                self._record(received, bu, coa, decision, started, kernel_ms)
+        finally:
+            self._queued -= 1
+
+    @staticmethod
+    def _ack(decision: Decision) -> BindingAcknowledgement:
+        return BindingAcknowledgement(status=decision.status, key_mgmt=False, seq=decision.seq,
+                                      lifetime=decision.lifetime // LIFETIME_UNIT)
+
+    def _answer(self, received: Received, bu: BindingUpdate, coa: str, decision: Decision) -> None:
+        """An accepted BU: logged, and acknowledged if it asked for it (the BA follows the binding)."""
+        log.info("BU %s: %s -> %s, lifetime %d s", bu.seq, received.src, coa if decision.binding else "home",
+                 decision.lifetime)
+        if bu.ack:
+            self._send(self._ack(decision), received.src)
+            self.stats["ba"] += 1
+
+    def _log_rejection(self, received: Received, bu: BindingUpdate, coa: str, decision: Decision) -> None:
+        self.stats["rejected"] += 1
+        log.warning("BU %s from %s (CoA %s) rejected with %d: %s", bu.seq, received.src, coa, decision.status,
+                    decision.reason)
+
+    def _record(self, received: Received, bu: BindingUpdate, coa: str, decision: Decision, started: float,
+                kernel_ms: float) -> None:
+        arrived = received.arrived or started
+        now = time.time()
+        self.timings.append({"seq": bu.seq, "hoa": received.src, "coa": coa, "status": int(decision.status),
+                             "queued_ms": round((started - arrived) * 1000, 1), "kernel_ms": round(kernel_ms, 1),
+                             "done_ms": round((now - arrived) * 1000, 1)})
 
     async def _send_ba(self, ba: BindingAcknowledgement, hoa: str, coa: str, decision: Decision) -> None:
         """The BA follows the binding's return path; a rejected BU from a CoA that is
@@ -244,7 +282,7 @@ class HomeAgent:
     def _send(self, message: BindingAcknowledgement | BindingError, dst: str) -> None:
         assert self.sock is not None
         try:
-            self.sock.send(encode(message, self.ha, dst), dst)
+            self.sock.send(encode(message, self.ha, dst, checksum=False), dst)  # the MH socket sums it
         except OSError as err:
             log.warning("%s to %s: %s", type(message).__name__, dst, err)
 

@@ -19,8 +19,11 @@ _UNSUPPORTED: dict[int, str] = {
 }
 
 
-def encode(msg: Message, src: str | ipaddress.IPv6Address, dst: str | ipaddress.IPv6Address) -> bytes:
+def encode(msg: Message, src: str | ipaddress.IPv6Address, dst: str | ipaddress.IPv6Address,
+           checksum: bool = True) -> bytes:
     """The complete MH for ``msg`` sent from ``src`` to ``dst``: options aligned, padded, checksummed.
+    ``checksum=False`` leaves the checksum zero, for a raw IPPROTO_MH socket, where the kernel
+    computes it (at offset 4, over the addresses the socket sends from and to).
 
     Raises ValueError if an address is not IPv6 or the options make the message longer than 2048 octets.
     """
@@ -33,8 +36,9 @@ def encode(msg: Message, src: str | ipaddress.IPv6Address, dst: str | ipaddress.
     if length > MH_MAX_LENGTH:
         raise ValueError(f"{msg.name} would be {length} bytes; an MH holds at most {MH_MAX_LENGTH}")
     mh = struct.pack("!BBBBH", IPPROTO_NONE, length // 8 - 1, msg.mh_type, 0, 0) + body
-    checksum = mh_checksum(address_bytes(src), address_bytes(dst), mh)
-    return mh[:4] + struct.pack("!H", checksum) + mh[6:]
+    if not checksum:
+        return mh
+    return mh[:4] + struct.pack("!H", mh_checksum(address_bytes(src), address_bytes(dst), mh)) + mh[6:]
 
 
 def decode(data: bytes | bytearray | memoryview, src: str | ipaddress.IPv6Address, dst: str | ipaddress.IPv6Address,
