@@ -15,10 +15,10 @@ one neighbour (the router) and N ip6ip6 tunnels with distinct remotes. The
 CoAs are local to the simulator through one AnyIP route rather than N
 addresses: each IPv6 address added walks all the namespace's addresses
 (addrconf_verify_rtnl), which made 20,000 addresses take minutes under TCG.
-The MNs are split over namespaces of SHARD_SIZE: in IRO mode a BA reaches its
-MN at the CoA and is matched by SPI alone, which walks the namespace's SPI
-table; a real MN holds a handful of SAs, so one namespace holding 20,000 would
-measure the simulator, not the home agent.
+The MNs are split over namespaces of SHARD_SIZE, so that no namespace holds
+far more SAs than a real MN: in IRO mode a BA reaches its MN at the CoA, and
+before patch 13 it was matched by SPI alone, walking every SA of the namespace
+(charged to the HA, whose send delivers it).
 
 The simulator holds, per HoA, what a mobile node daemon installs
 (test_mip6d_input.mn_side): the HoA on lo, the two ESP transport SAs of the

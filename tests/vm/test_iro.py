@@ -255,6 +255,18 @@ def test_ambiguous_spi_counts_no_states(hosts) -> None:
     assert counter_delta(before, lab.mn.xfrm_stat()).get("XfrmInNoStates") == DROPS
 
 
+def test_spi_of_an_unrelated_sa_does_not_hide_the_remapped_one(hosts) -> None:
+    """Patch 13: ESP to a CoA is matched through the IRO_DST states of that CoA, so an
+    SA elsewhere with the same SPI, which no remap state points to, changes nothing
+    (a lookup by SPI alone had to give up on it as ambiguous)."""
+    lab = iro_lab(hosts)
+    lab.mn.xfrm.add_state(State(HA, "2001:db8:100::99", spi=SPI_HA_MN, aead=GCM))
+    before = lab.mn.xfrm_stat()
+    (_, _, _), (_, _, cmsgs) = exchange(lab, 40)
+    assert cmsgs[IPV6_IRODST] == COA
+    assert counter_delta(before, lab.mn.xfrm_stat()) == {}
+
+
 def test_ah_with_iro_is_refused(hosts) -> None:
     lab = build(hosts)
     with pytest.raises(XfrmError, match="IRO remapping cannot be used with AH"):
