@@ -267,6 +267,34 @@ def test_spi_of_an_unrelated_sa_does_not_hide_the_remapped_one(hosts) -> None:
     assert counter_delta(before, lab.mn.xfrm_stat()) == {}
 
 
+def test_acquire_states_of_remap_templates_leave_remapping_on(hosts) -> None:
+    """Patch 14: with a key manager listening, a remap template without its state makes
+    an acquire state of that protocol. Deleting it (as the key manager does, or its
+    expiry) must not count as deleting a remap state: two of them, as many as the MN's
+    remap states, used to switch remapping off for the MN's BA."""
+    lab = iro_lab(hosts)
+    acquire = lab.mn.socket(socket.AF_NETLINK, socket.SOCK_RAW, 6)  # NETLINK_XFRM
+    acquire.bind((0, 1))  # XFRMGRP_ACQUIRE: a key manager listens
+    peers = ("2001:db8:200::31", "2001:db8:200::32")  # on the MN's link, so routed
+    sender = lab.mn.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sender.bind((HOA, 0))
+    for n, peer in enumerate(peers):
+        lab.mn.xfrm.add_state(State(HOA, peer, spi=0x9000 + n, aead=GCM))
+        lab.mn.xfrm.add_policy(Policy(Selector.host(HOA, peer, proto=17), XFRM_POLICY_OUT,
+                                      [Template(), Template(XFRM_PROTO_IRO_SRC, RO)]))
+        sender.sendto(b"acquire", (peer, 9))  # the remap state is missing: an acquire state
+    sender.close()
+    acquire.close()
+    states = lab.mn.run("ip", "xfrm", "state")  # iproute2 shows acquire states too
+    for peer in peers:
+        assert f"src {HOA} dst {peer}\n\tproto 253 reqid 0 mode ro" in states, states
+        lab.mn.xfrm.delete_state(peer, 0, XFRM_PROTO_IRO_SRC, src=HOA)
+    before = lab.mn.xfrm_stat()
+    (_, _, _), (_, _, cmsgs) = exchange(lab, 45)
+    assert cmsgs[IPV6_IRODST] == COA
+    assert counter_delta(before, lab.mn.xfrm_stat()) == {}
+
+
 def test_ah_with_iro_is_refused(hosts) -> None:
     lab = build(hosts)
     with pytest.raises(XfrmError, match="IRO remapping cannot be used with AH"):
