@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mip6d import ipsec, nd
 from mip6d.bcache import Binding, BindingCache, Decision, HomePolicy
@@ -58,6 +59,24 @@ class Peer:
     payload_coa: str | None = None  # where the tunnel SAs point now
 
 
+class _Timing(NamedTuple):
+    """How one BU was handled, in wall-clock seconds (kernel_ms: its kernel batch)."""
+
+    seq: int
+    hoa: str
+    coa: str
+    status: int
+    arrived: float
+    started: float
+    kernel_ms: float
+    done: float
+
+    def report(self) -> dict[str, object]:
+        return {"seq": self.seq, "hoa": self.hoa, "coa": self.coa, "status": self.status,
+                "queued_ms": round((self.started - self.arrived) * 1000, 1), "kernel_ms": round(self.kernel_ms, 1),
+                "done_ms": round((self.done - self.arrived) * 1000, 1)}
+
+
 class HomeAgent:
     def __init__(self, config: Config, kernel: KernelThread, mode: ipsec.Mode,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -67,6 +86,7 @@ class HomeAgent:
         self.clock = clock
         self.ha = self._ha_address(config)
         self.ifname = config.ha_interfaces[0].name
+        self.announcer = nd.Announcer(self.ifname)  # unsolicited NAs for newly proxied HoAs
         self.peers = self._peers(config)
         self.cache = BindingCache(self._home_policy(config))
         self.tunnels: dict[str, str] = {}
@@ -78,7 +98,7 @@ class HomeAgent:
         self._expiry: asyncio.Task[None] | None = None
         self.stats = {"bu": 0, "ba": 0, "rejected": 0, "malformed": 0}
         self._queued = 0  # BUs waiting for or holding the lock
-        self.timings: deque[dict[str, object]] = deque(maxlen=8)  # the last BUs' handling, for status
+        self.timings: deque[_Timing] = deque(maxlen=8)  # the last BUs' handling, for status
 
     def _home_policy(self, config: Config) -> HomePolicy:
         prefixes = {hoa.network for s in config.ipsec_policy_sets for hoa in s.home_addresses}
@@ -148,6 +168,7 @@ class HomeAgent:
                 await self._expiry
         if self.sock:
             self.sock.close()
+        await self.kernel(self.announcer.close)  # the kernel thread is its only user
 
     # -- signaling --------------------------------------------------------------
     def _on_mh(self, received: Received) -> None:
@@ -253,11 +274,9 @@ class HomeAgent:
 
     def _record(self, received: Received, bu: BindingUpdate, coa: str, decision: Decision, started: float,
                 kernel_ms: float) -> None:
-        arrived = received.arrived or started
-        now = time.time()
-        self.timings.append({"seq": bu.seq, "hoa": received.src, "coa": coa, "status": int(decision.status),
-                             "queued_ms": round((started - arrived) * 1000, 1), "kernel_ms": round(kernel_ms, 1),
-                             "done_ms": round((now - arrived) * 1000, 1)})
+        """Raw times only: status() rounds them (rounding per BU showed in the refresh profile)."""
+        self.timings.append(_Timing(bu.seq, received.src, coa, int(decision.status), received.arrived or started,
+                                    started, kernel_ms, time.time()))
 
     async def _send_ba(self, ba: BindingAcknowledgement, hoa: str, coa: str, decision: Decision) -> None:
         """The BA follows the binding's return path; a rejected BU from a CoA that is
@@ -309,7 +328,7 @@ class HomeAgent:
                     self._unbind(k, decision.binding)
             raise
         if fresh and decision.binding is not None:
-            nd.announce(self.ifname, decision.binding.hoa)  # now that the proxy entry is in
+            self.announcer.announce(decision.binding.hoa)  # now that the proxy entry is in
 
     def _bind(self, k: Kernel, binding: Binding, previous: Binding | None) -> None:
         hoa, coa = binding.hoa, binding.coa
@@ -395,5 +414,5 @@ class HomeAgent:
 
     def status(self) -> dict[str, object]:
         return {"role": "HA", "mode": self.mode.name, "address": self.ha, "interface": self.ifname,
-                "bindings": len(self.cache), **self.stats, "recent_bu": list(self.timings)}
+                "bindings": len(self.cache), **self.stats, "recent_bu": [t.report() for t in self.timings]}
 

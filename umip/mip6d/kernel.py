@@ -214,7 +214,7 @@ class Kernel:
 
     @staticmethod
     def _policy_key(policy: Policy) -> tuple[Any, ...]:
-        return ("policy", dataclasses.astuple(policy.selector), policy.dir, policy.sub)
+        return ("policy", policy.selector.key(), policy.dir, policy.sub)
 
     @staticmethod
     def _policy_id(policy: Policy, msg_type: int) -> bytes:

@@ -7,7 +7,6 @@ A MN on a new link makes its CoA known to its router (`solicit_router`)."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import struct
@@ -22,7 +21,7 @@ NA_OVERRIDE = 0x20000000
 def neighbor_advertisement(target: str, mac: bytes) -> bytes:
     """ICMPv6 NA with the Override flag and a Target Link-Layer Address option;
     the kernel fills in the checksum for an ICMPv6 raw socket."""
-    body = struct.pack("!BBHI", 136, 0, 0, NA_OVERRIDE) + ipaddress.IPv6Address(target).packed
+    body = struct.pack("!BBHI", 136, 0, 0, NA_OVERRIDE) + socket.inet_pton(socket.AF_INET6, target)
     return body + struct.pack("!BB", 2, 1) + mac
 
 
@@ -46,20 +45,60 @@ def _on_icmp6_socket(ifname: str, what: str, use: Callable[[socket.socket], None
         log.warning("%s on %s: %s", what, ifname, err)
 
 
-def announce(ifname: str, target: str, count: int = 2) -> None:
-    """Multicast an unsolicited NA for `target` with this interface's MAC."""
-    def send(sock: socket.socket) -> None:
-        index = socket.if_nametoindex(ifname)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
-        # no copy back to ourselves: each would walk the interface's multicast list twice
-        # (out and in), and on a home agent that list holds a group per proxied HoA
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
-        packet = neighbor_advertisement(target, interface_mac(ifname))
-        for _ in range(count):
-            sock.sendto(packet, (ALL_NODES, 0, 0, index))
+class Announcer:
+    """Unsolicited NAs on one interface through one socket, kept open: a home agent
+    announces on every first registration, and a socket, its options and a sysfs
+    read of the MAC per NA cost more than the NA itself."""
 
-    _on_icmp6_socket(ifname, f"unsolicited NA for {target}", send)
+    def __init__(self, ifname: str) -> None:
+        self.ifname = ifname
+        self._sock: socket.socket | None = None
+        self._index = 0
+        self._mac = b""
+
+    def announce(self, target: str, count: int = 2) -> None:
+        """Multicast `count` unsolicited NAs for `target` with this interface's MAC.
+        Best effort: an OSError is logged, and the next call opens a new socket."""
+        try:
+            if self._sock is None:
+                self._open()
+            assert self._sock is not None
+            packet = neighbor_advertisement(target, self._mac)
+            for _ in range(count):
+                self._sock.sendto(packet, (ALL_NODES, 0, 0, self._index))
+        except OSError as err:
+            log.warning("unsolicited NA for %s on %s: %s", target, self.ifname, err)
+            self.close()
+
+    def _open(self) -> None:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
+            index = socket.if_nametoindex(self.ifname)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+            # no copy back to ourselves: each would walk the interface's multicast list twice
+            # (out and in), and on a home agent that list holds a group per proxied HoA
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            self._mac = interface_mac(self.ifname)
+        except OSError:
+            sock.close()
+            raise
+        self._sock, self._index = sock, index
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def announce(ifname: str, target: str, count: int = 2) -> None:
+    """One-off unsolicited NAs for `target` (a mobile node back home)."""
+    announcer = Announcer(ifname)
+    try:
+        announcer.announce(target, count)
+    finally:
+        announcer.close()
 
 
 def resolve_from(src: str, dst: str, ifname: str) -> None:

@@ -5,7 +5,6 @@ classes). tests/host/test_rtnl.py decodes each with pyroute2's parsers."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import struct
 
@@ -40,6 +39,17 @@ def _ip6(address: str) -> bytes:
         return socket.inet_pton(socket.AF_INET6, address)
     except OSError as err:
         raise ValueError(f"{address!r} is not an IPv6 address") from err
+
+
+def _prefix(dst: str) -> tuple[bytes, int]:
+    """ADDRESS[/LENGTH] without host bits, as ipaddress.IPv6Network would accept it,
+    through inet_pton: ipaddress parses in pure Python, once per binding's route."""
+    address, slash, length = dst.partition("/")
+    bits = int(length) if length.isdigit() and length.isascii() else -1 if slash else 128
+    packed = _ip6(address)
+    if not 0 <= bits <= 128 or int.from_bytes(packed, "big") & ((1 << (128 - bits)) - 1):
+        raise ValueError(f"{dst!r} is not an IPv6 prefix")
+    return packed, bits
 
 
 def _ip6tnl_info(local: str, remote: str) -> bytes:
@@ -83,10 +93,10 @@ def del_link(index: int) -> bytes:
 
 def _route(dst: str, oif: int, table: int, metric: int, gateway: str | None,
            protocol: int = RTPROT_STATIC, kind: int = RTN_UNICAST) -> bytes:
-    network = ipaddress.IPv6Network(dst)
-    body = _RTMSG.pack(socket.AF_INET6, network.prefixlen, 0, 0, table if table < 256 else 0, protocol,
+    packed, prefixlen = _prefix(dst)
+    body = _RTMSG.pack(socket.AF_INET6, prefixlen, 0, 0, table if table < 256 else 0, protocol,
                        RT_SCOPE_UNIVERSE, kind, 0)
-    body += nla(RTA_DST, network.network_address.packed) if network.prefixlen else b""
+    body += nla(RTA_DST, packed) if prefixlen else b""
     body += nla(RTA_OIF, struct.pack("=i", oif)) + nla(RTA_PRIORITY, struct.pack("=I", metric))
     body += nla(RTA_TABLE, struct.pack("=I", table))
     if gateway:

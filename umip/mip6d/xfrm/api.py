@@ -79,6 +79,11 @@ class Selector:
         bits = 32 if _family(src, dst) == socket.AF_INET else 128
         return cls(src, dst, bits, bits, proto, **ports)
 
+    def key(self) -> tuple[str, str, int, int, int, int, int, int]:
+        """Every field, as a hashable tuple (dataclasses.astuple deep-copies: slow per binding)."""
+        return (self.src, self.dst, self.src_prefix, self.dst_prefix, self.proto, self.sport, self.dport,
+                self.ifindex)
+
     @property
     def family(self) -> int:
         return _family(self.src, self.dst)
