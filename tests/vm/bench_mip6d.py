@@ -103,7 +103,8 @@ def print_scale(results: list[dict[str, Any]]) -> None:
             f">{start.get('after_s')} ({start.get('states')}/{start.get('expected_states')} SAs, " \
             f"{start.get('policies')}/{start.get('expected_policies')} pol)" if start else None
         rows.append([
-            f"{r['mode']} {r['n']}", r.get("sim_setup", {}).get("total_s"), started,
+            f"{r['mode']}{'+payload' if r.get('payload') else ''} {r['n']}", r.get("sim_setup", {}).get("total_s"),
+            started,
             round(start["rss_kib"] / 1024, 1) if start.get("rss_kib") else None,
             reg.get("wall_s"), reg.get("rate_per_s"), reg.get("bu_to_ba_ms_median"), reg.get("ha_cpu_ms_per_bu"),
             ref.get("rate_per_s"), ref.get("ha_cpu_ms_per_bu"), mem.get("user_bytes_per_binding"),
@@ -153,6 +154,9 @@ def main() -> int:
                         help="guest seconds per size and mode for HA start, registrations and refreshes "
                              "(the simulator's setup not counted; default 900)")
     parser.add_argument("--window", type=int, default=32, help="outstanding BUs (default 32)")
+    parser.add_argument("--payload", action="store_true",
+                        help="scale: every MN also has TunnelPayload ESP tunnel-mode SAs at the HA, which it "
+                             "migrates per binding instead of making an ip6ip6 tunnel")
     parser.add_argument("--profile", action="store_true",
                         help="run the scale HA under cProfile (all threads) and print where its time goes; "
                              "slows it down: diagnostics only")
@@ -188,7 +192,7 @@ def main() -> int:
                     t = time.monotonic()
                     profile = workdir / f"ha-{mode}-{n}.pstats" if args.profile else None
                     result = scale.run(n, mode == "iro", args.budget, args.window, workdir / f"scale-{mode}-{n}",
-                                       profile, args.perf)
+                                       profile, args.perf, args.payload)
                     result["seconds"] = round(time.monotonic() - t, 1)
                     report["scale"].append(result)
                     save()

@@ -76,7 +76,9 @@ SHARD_SIZE = 500  # simulated MNs per namespace
 # one MN's ESP SAs (with their SPI bases), RO states and policies
 MnTemplates = tuple[list[tuple[Template, int]], list[Template], list[Template]]
 REQID_TOHA, REQID_TOMN = 1, 2
+REQID_TNL_TOHA, REQID_TNL_TOMN = 3, 4  # --payload: TunnelPayload ESP tunnel-mode SAs
 SPI_TOHA, SPI_TOMN = 0x100000, 0x200000
+SPI_TNL_TOHA, SPI_TNL_TOMN = 0x300000, 0x400000
 KEY = "0x" + bytes(range(20)).hex()
 KEY2 = "0x" + bytes(range(20, 40)).hex()
 LIFETIME = 3600  # s: no binding expires during a run
@@ -106,25 +108,31 @@ def log(message: str) -> None:
 
 
 # -- configuration ---------------------------------------------------------------
-def ha_config(n: int, iro: bool) -> str:
+def ha_config(n: int, iro: bool, payload: bool = False) -> str:
     homes = "".join(f"    HomeAddress {hoa(i)}/64;\n" for i in range(n))
+    tunnel = f"    IPsecPolicy TunnelPayload UseESP {REQID_TNL_TOHA} {REQID_TNL_TOMN};\n" if payload else ""
     return (f"NodeConfig HA;\nDebugLevel 0;\nUseMnHaIPsec enabled;\nUseMnHaIRO {'enabled' if iro else 'disabled'};\n"
             f"HaMaxBindingLife {LIFETIME};\nInterface \"ha0\";\n"
             f"IPsecPolicySet {{\n    HomeAgentAddress {HA};\n{homes}"
-            f"    IPsecPolicy HomeRegBinding UseESP {REQID_TOHA} {REQID_TOMN};\n}}\n")
+            f"    IPsecPolicy HomeRegBinding UseESP {REQID_TOHA} {REQID_TOMN};\n{tunnel}}}\n")
 
 
-def key_lines(i: int) -> str:
-    """The two ESP transport SAs of mobile node i, as on both ends. The reqids are
-    those of the one IPsecPolicySet (shared by all HoAs: the SA addresses tell them
-    apart); the SPIs are unique."""
+def key_lines(i: int, payload: bool = False) -> str:
+    """The two ESP transport SAs of mobile node i, as on both ends, and with `payload` its
+    two ESP tunnel-mode SAs, which start at its HoA (the HA migrates them to the CoA).
+    The reqids are those of the one IPsecPolicySet (shared by all HoAs: the SA addresses
+    tell them apart); the SPIs are unique."""
     h = hoa(i)
-    return (f"add {h} {HA} esp {SPI_TOHA + i:#x} -m transport -u {REQID_TOHA} -E aes-gcm-16 {KEY};\n"
-            f"add {HA} {h} esp {SPI_TOMN + i:#x} -m transport -u {REQID_TOMN} -E aes-gcm-16 {KEY2};\n")
+    lines = (f"add {h} {HA} esp {SPI_TOHA + i:#x} -m transport -u {REQID_TOHA} -E aes-gcm-16 {KEY};\n"
+             f"add {HA} {h} esp {SPI_TOMN + i:#x} -m transport -u {REQID_TOMN} -E aes-gcm-16 {KEY2};\n")
+    if payload:
+        lines += (f"add {h} {HA} esp {SPI_TNL_TOHA + i:#x} -m tunnel -u {REQID_TNL_TOHA} -E aes-gcm-16 {KEY};\n"
+                  f"add {HA} {h} esp {SPI_TNL_TOMN + i:#x} -m tunnel -u {REQID_TNL_TOMN} -E aes-gcm-16 {KEY2};\n")
+    return lines
 
 
-def keys_file(n: int) -> str:
-    return "".join(key_lines(i) for i in range(n))
+def keys_file(n: int, payload: bool = False) -> str:
+    return "".join(key_lines(i, payload) for i in range(n))
 
 
 # -- measurements -------------------------------------------------------------------
@@ -480,21 +488,22 @@ def kernel_profile(pid: int, out: Path | None) -> Iterator[None]:
     finally:
         perf.send_signal(signal.SIGINT)
         _, err = perf.communicate(timeout=120)
-        report = subprocess.run(["perf", "report", "-i", str(out), "--stdio", "--no-children", "-g", "none",
-                                 "--sort", "dso,sym", "--percent-limit", "0.5"],
-                                capture_output=True, text=True, check=False)
-        print(f"== perf (HA pid {pid}) ==\n{err.decode(errors='replace')[-500:]}{report.stdout}{report.stderr[-500:]}",
-              flush=True)
+        for sort in ("dso", "dso,sym"):  # the shares of kernel, Python and libc first
+            report = subprocess.run(["perf", "report", "-i", str(out), "--stdio", "--no-children", "-g", "none",
+                                     "--sort", sort, "--percent-limit", "0.5"],
+                                    capture_output=True, text=True, check=False)
+            print(f"== perf by {sort} (HA pid {pid}) ==\n{err.decode(errors='replace')[-500:]}{report.stdout}"
+                  f"{report.stderr[-500:]}", flush=True)
 
 
 def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: Path | None = None,
-        perf: bool = False) -> dict[str, Any]:
+        perf: bool = False, payload: bool = False) -> dict[str, Any]:
     """Everything for N mobile nodes in one mode; `budget` seconds from the home agent's start
     (the simulator's setup is timed apart), the clean shutdown within what is left of it."""
     mode = ipsec.IRO if iro else ipsec.CLASSIC
     deadline = time.monotonic() + budget  # set again once the simulator is ready
     workdir.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"n": n, "mode": mode.name, "budget_s": budget, "window": window,
+    result: dict[str, Any] = {"n": n, "mode": mode.name, "budget_s": budget, "window": window, "payload": payload,
                               "coa": "distinct per MN (behind the simulator as access router)"}
     tag = f"{'i' if iro else 'c'}{n}"
     ha_host: Host | None = None
@@ -507,8 +516,8 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
         ha_host.sysctl("net.ipv6.conf.ha0.accept_ra", "0")
 
         t = time.monotonic()
-        (workdir / "ha.conf").write_text(ha_config(n, iro))
-        (workdir / "ha.keys").write_text(keys_file(n))
+        (workdir / "ha.conf").write_text(ha_config(n, iro, payload))
+        (workdir / "ha.keys").write_text(keys_file(n, payload))
         result["config_bytes"] = (workdir / "ha.conf").stat().st_size + (workdir / "ha.keys").stat().st_size
         result["config_write_s"] = round(time.monotonic() - t, 2)
 
@@ -521,7 +530,8 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
         mem_before_ha = meminfo()
         ha = HaProcess(ha_host, workdir, profile)
         progress: list[dict[str, float]] = []
-        log(f"N={n} {mode.name}: starting the home agent ({n} home addresses, {2 * n} SAs in its keys file)")
+        sas = (4 if payload else 2) * n
+        log(f"N={n} {mode.name}: starting the home agent ({n} home addresses, {sas} SAs in its keys file)")
         startup = ha.start(deadline, progress)
         result["ha_start_progress"] = progress
         # before its first SA the daemon was importing, parsing and checking its configuration
@@ -530,9 +540,9 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
         if startup is None:
             states, policies = xfrm_counts(ha_host)
             result["ha_startup"] = {"complete": False, "after_s": round(budget, 1), "states": states,
-                                    "policies": policies, "expected_states": 2 * n + 1,
+                                    "policies": policies, "expected_states": sas + 1,
                                     "expected_policies": 4 * n + 1, "cpu_s": round(cpu_seconds(ha.pid), 1)}
-            log(f"  HA not ready within the budget: {states}/{2 * n + 1} SAs, {policies}/{4 * n + 1} policies")
+            log(f"  HA not ready within the budget: {states}/{sas + 1} SAs, {policies}/{4 * n + 1} policies")
             return result
         states, policies = xfrm_counts(ha_host)
         result["ha_startup"] = {"complete": True, "seconds": round(startup, 2), "cpu_s": round(cpu_seconds(ha.pid), 2),

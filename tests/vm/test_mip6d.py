@@ -81,6 +81,8 @@ def _run_moves(lab: ml.MobilityLab, tmp_path: Path, iro: bool) -> None:
     stream = ml.UdpStream(lab.cn, lab.mn)
     stream.start()
     flowing(stream, 0)
+    # the TunnelPayload SAs carry the HoA's traffic: the HA makes no ip6ip6 device for it
+    assert entry["tunnel"] == "esp" and "mip6ha" not in lab.ha.run("ip", "-o", "link", "show")
 
     gaps: dict[str, dict[str, float]] = {}
     for to in ("ar2", "home"):
@@ -110,6 +112,39 @@ def _run_moves(lab: ml.MobilityLab, tmp_path: Path, iro: bool) -> None:
     _check_wire(packets, iro)
     _check_router_introduced(packets)
     _check_clean(lab, before)
+
+
+def test_without_payload_sas_an_ip6ip6_tunnel_carries_the_payload(hosts, tmp_path: Path) -> None:
+    """No TunnelPayload SAs: the HA's ip6ip6 device to the CoA carries the stream in clear
+    (IPv6 in IPv6 on the foreign link), and goes away with the daemon."""
+    lab = ml.build(hosts, tmp_path, iro=True, payload=False)
+    try:
+        before = ml.snapshot(lab.ha)
+        capture = Capture(lab.rt, "br-ar1", tmp_path / "ar1.pcap")
+        lab.mn.run("ip", "link", "set", "mn0", "up")
+        ml.wait_for(lambda: ml.coa("ar1") in lab.mn.run("ip", "-6", "addr", "show", "dev", "mn0"), 30, "SLAAC")
+        ha = lab.daemon(lab.ha, "ha", ml.ha_config(True, payload=False))
+        mn = lab.daemon(lab.mn, "mn", ml.mn_config(True, payload=False))
+        ha.start()
+        mn.start()
+        _, entry = registered(lab, mn, ha, ml.coa("ar1"))
+        assert entry["tunnel"].startswith("mip6ha"), entry
+        stream = ml.UdpStream(lab.cn, lab.mn)
+        stream.start()
+        flowing(stream, 0)
+        stream.stop()
+        stats = json.loads(lab.ha.run("ip", "-j", "-s", "link", "show", entry["tunnel"]))[0]["stats64"]
+        assert stats["tx"]["packets"] >= 5 and stats["rx"]["packets"] >= 5, stats
+        assert ha.stop() == 0 and mn.stop() == 0
+        plist = capture.stop()
+        inner = [p for p in plist if p.haslayer(IPv6) and p[IPv6].nh == 41 and p[IPv6].src == ml.HA
+                 and p[IPv6].dst == ml.coa("ar1") and p[IPv6].payload.dst == ml.HOA]
+        assert len(inner) >= 5, f"{len(inner)} IPv6-in-IPv6 packets HA -> CoA for the HoA"
+        assert ml.snapshot(lab.ha) == before
+    finally:
+        lab.close()
+        for log in sorted(tmp_path.glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text()[-4000:]}")
 
 
 def _check_ha_timing(ha: ml.Daemon, seq: int, coa: str) -> None:

@@ -155,3 +155,46 @@ def test_fuzzed_mh_leaves_the_ha_running_and_its_cache_alone(tmp_path: Path) -> 
 
     result = fuzz_mip6d.run(150, True, tmp_path)
     assert result["failures"] == [] and result["reached_daemon"] > 50, result
+
+
+def test_tunnel_sas_of_home_addresses_sharing_reqids_follow_their_own_bindings(hosts, tmp_path: Path) -> None:
+    """One IPsecPolicySet for two HoAs: its TunnelPayload reqids are shared, each MN's
+    tunnel SAs start at its HoA, and each first binding migrates that MN's SAs (and no
+    other's) to its CoA. Both MNs use one CoA here; the second one's SAs are still found."""
+    spi_tnl2_toha, spi_tnl2_tomn = 0x3100, 0x3101
+    keys2 = ml.keys_file(payload=True) + (
+        f"add {HOA2} {ml.HA} esp {SPI_MN2_HA:#x} -m transport -u {ml.REQ_BU} -E aes-gcm-16 {ml.KEY};\n"
+        f"add {ml.HA} {HOA2} esp {SPI_HA_MN2:#x} -m transport -u {ml.REQ_BA} -E aes-gcm-16 {ml.KEY2};\n"
+        f"add {HOA2} {ml.HA} esp {spi_tnl2_toha:#x} -m tunnel -u {ml.REQ_TNL_TOHA} -E aes-gcm-16 {ml.KEY};\n"
+        f"add {ml.HA} {HOA2} esp {spi_tnl2_tomn:#x} -m tunnel -u {ml.REQ_TNL_TOMN} -E aes-gcm-16 {ml.KEY2};\n")
+    config = (f"NodeConfig HA;\nDebugLevel 1;\nUseMnHaIPsec enabled;\nUseMnHaIRO enabled;\n"
+              f"HaMaxBindingLife 60;\nInterface \"ha0\";\n"
+              f"IPsecPolicySet {{\n    HomeAgentAddress {ml.HA};\n    HomeAddress {ml.HOA}/64;\n"
+              f"    HomeAddress {HOA2}/64;\n    IPsecPolicy HomeRegBinding UseESP {ml.REQ_BU} {ml.REQ_BA};\n"
+              f"    IPsecPolicy TunnelPayload UseESP {ml.REQ_TNL_TOHA} {ml.REQ_TNL_TOMN};\n}}\n")
+    mn, ha = ml.direct_pair(hosts)
+    for state in parse_keys(keys2):
+        if state.mode == 0:  # the MN side needs only the signaling SAs here
+            mn.xfrm.add_state(bound_to_addresses(state))
+    for hoa in (ml.HOA, HOA2):
+        mn_side(mn, ipsec.IRO, hoa, (ml.REQ_BU, ml.REQ_BA))
+    (tmp_path / "ha.conf").write_text(config)
+    (tmp_path / "ha.keys").write_text(keys2)
+    daemon = ml.Daemon(ha, tmp_path / "ha.conf", tmp_path / "ha.keys", tmp_path / "ha.ctl", tmp_path / "ha.log")
+    daemon.start()
+    try:
+        for seq, hoa in enumerate((ml.HOA, HOA2), start=1):
+            sock = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
+            sock.bind((hoa, 0))
+            sock.sendto(bu(seq, hoa=hoa), (ml.HA, 0))
+            sock.settimeout(10)
+            data, addr = sock.recvfrom(2048)
+            ba = decode(data, addr[0], hoa)
+            assert isinstance(ba, BindingAcknowledgement) and ba.status == BaStatus.ACCEPTED, (hoa, ba)
+            sock.close()
+        for toha, tomn in ((ml.SPI_TNL_TOHA, ml.SPI_TNL_TOMN), (spi_tnl2_toha, spi_tnl2_tomn)):
+            out, back = ha.xfrm.get_state(ml.HA, toha), ha.xfrm.get_state(COA, tomn)
+            assert (out.src, out.dst, back.src, back.dst) == (COA, ml.HA, ml.HA, COA), hex(toha)
+        assert [b["tunnel"] for b in daemon.ctl("bindings")] == ["esp", "esp"]  # type: ignore[index]
+    finally:
+        assert daemon.stop() == 0

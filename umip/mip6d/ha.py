@@ -56,7 +56,16 @@ class Peer:
     reqid_tomn: int = 0
     signaling_toha: int = 0  # HomeRegBinding reqids
     signaling_tomn: int = 0
-    payload_coa: str | None = None  # where the tunnel SAs point now
+    payload_coa: str | None = None  # where the TunnelPayload policies point (None: not installed)
+    sa_end: str | None = None  # where this daemon last moved the tunnel SAs (None: not yet)
+
+
+def _esp_tunnelled(peer: Peer) -> bool:
+    """TunnelPayload ESP both ways: the tunnel-mode SAs carry the HoA's traffic to and
+    from the CoA (the same IPv6/ESP/IPv6 on the wire), and XFRM's bundle bypasses any
+    ip6ip6 device, so the binding needs none, nor its route (device set-up took about
+    half of a first registration's kernel time, and its fib6 walk grows with bindings)."""
+    return bool(peer.reqid_toha and peer.reqid_tomn)
 
 
 class _Timing(NamedTuple):
@@ -92,7 +101,7 @@ class HomeAgent:
         self.tunnels: dict[str, str] = {}
         self.proxied: set[str] = set()
         self._tunnel_ids = 0
-        self._tunnel_ends: dict[int, str] = {}  # TunnelPayload reqid -> where its HA->MN SA points
+        self._tunnel_ends: dict[int, set[str]] = {}  # TunnelPayload reqid -> where its HA->MN SAs pointed
         self.lock = asyncio.Lock()
         self.sock: MhSocket | None = None
         self._expiry: asyncio.Task[None] | None = None
@@ -310,7 +319,8 @@ class HomeAgent:
         and proxy entry in place), so the BU needs no trip to the kernel thread."""
         binding, previous = decision.binding, decision.previous
         return (binding is not None and previous is not None and previous.coa == binding.coa
-                and binding.hoa in self.tunnels and binding.hoa in self.proxied)
+                and binding.hoa in self.proxied
+                and (binding.hoa in self.tunnels or _esp_tunnelled(self.peers[binding.hoa])))
 
     # -- kernel state per binding (runs in the kernel thread) --------------------
     def _apply(self, k: Kernel, decision: Decision) -> None:
@@ -332,18 +342,20 @@ class HomeAgent:
 
     def _bind(self, k: Kernel, binding: Binding, previous: Binding | None) -> None:
         hoa, coa = binding.hoa, binding.coa
-        name = self.tunnels.get(hoa)
+        peer = self.peers[hoa]
         # the kernel applies a batch in order: the payload towards the MN moves first,
         # since on a handover the next packet for the HoA is waiting on it
-        self._migrate_payload(k, self.peers[hoa], coa)
+        self._migrate_payload(k, peer, coa)
         k.put_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, coa))
-        if name is None:
-            self._tunnel_ids += 1
-            name = self.tunnels[hoa] = f"mip6ha{self._tunnel_ids}"
-            k.add_tunnel(name, self.ha, coa)
-            k.add_route(hoa + "/128", name)
-        else:
-            k.move_tunnel(name, self.ha, coa)
+        if not _esp_tunnelled(peer):
+            name = self.tunnels.get(hoa)
+            if name is None:
+                self._tunnel_ids += 1
+                name = self.tunnels[hoa] = f"mip6ha{self._tunnel_ids}"
+                k.add_tunnel(name, self.ha, coa)
+                k.add_route(hoa + "/128", name)
+            else:
+                k.move_tunnel(name, self.ha, coa)
         if hoa not in self.proxied:
             k.add_proxy(hoa, self.ifname)
             self.proxied.add(hoa)
@@ -379,19 +391,25 @@ class HomeAgent:
                 moves = [Migration(t.src, t.dst, coa if t.src == old else t.src, coa if t.dst == old else t.dst,
                                    reqid=t.reqid) for t in policy.templates]
                 k.migrate(policy, moves)
-            self._tunnel_ends[peer.reqid_tomn] = coa
-        peer.payload_coa = coa
+        peer.payload_coa = peer.sa_end = coa
 
     def _payload_endpoint(self, k: Kernel, peer: Peer) -> str | None:
-        """Where the configured tunnel SAs point before the first binding. One dump of the
-        SAs serves every peer (a dump per first binding costs O(SAs) each); a reqid not
-        seen yet, a state added since, dumps again."""
+        """Where the peer's tunnel SAs point: where this daemon moved them, or before its
+        first binding where the keys put them. The reqids of one IPsecPolicySet are shared
+        by its HoAs, so the SAs are told apart by address: each MN's start at its HoA, or
+        are the only ones with that reqid. One dump of the SAs serves every peer (a dump
+        per first binding costs O(SAs) each); a reqid not seen yet dumps again."""
+        if peer.sa_end:
+            return peer.sa_end
         if peer.reqid_tomn not in self._tunnel_ends:
             self._tunnel_ends = {}
             for state in k.dump_states():
                 if state.mode == XFRM_MODE_TUNNEL and state.src == self.ha:
-                    self._tunnel_ends.setdefault(state.reqid, state.dst)
-        return self._tunnel_ends.get(peer.reqid_tomn)
+                    self._tunnel_ends.setdefault(state.reqid, set()).add(state.dst)
+        ends = self._tunnel_ends.get(peer.reqid_tomn, set())
+        if peer.hoa in ends:
+            return peer.hoa
+        return next(iter(ends)) if len(ends) == 1 else None
 
     async def _expire_loop(self) -> None:
         while True:
@@ -410,7 +428,7 @@ class HomeAgent:
         now = self.clock()
         return [{"hoa": b.hoa, "coa": b.coa, "seq": b.seq, "lifetime": b.lifetime,
                  "lifetime_left": round(b.left(now), 1), "state": "registered",
-                 "tunnel": self.tunnels.get(b.hoa)} for b in self.cache]
+                 "tunnel": self.tunnels.get(b.hoa, "esp")} for b in self.cache]
 
     def status(self) -> dict[str, object]:
         return {"role": "HA", "mode": self.mode.name, "address": self.ha, "interface": self.ifname,
