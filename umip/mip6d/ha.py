@@ -35,7 +35,7 @@ from mip6d.mh import (
 )
 from mip6d.mhsock import MhSocket, Received
 from mip6d.xfrm import Migration
-from mip6d.xfrm.api import XFRM_MODE_TUNNEL
+from mip6d.xfrm.api import IPPROTO_ESP, XFRM_MODE_TUNNEL
 
 log = logging.getLogger("mip6d.ha")
 
@@ -401,6 +401,8 @@ class HomeAgent:
         per first binding costs O(SAs) each); a reqid not seen yet dumps again."""
         if peer.sa_end:
             return peer.sa_end
+        if k.installed_state_at(self.ha, peer.hoa, IPPROTO_ESP, XFRM_MODE_TUNNEL, peer.reqid_tomn):
+            return peer.hoa  # from the keys file: a dump of every SA is not needed
         if peer.reqid_tomn not in self._tunnel_ends:
             self._tunnel_ends = {}
             for state in k.dump_states():

@@ -77,6 +77,7 @@ class Kernel:
         self._batching = 0
         self._undo: dict[tuple[Any, ...], _Undo] = {}
         self._states: dict[tuple[Any, ...], State] = {}  # recorded SAs, so MIGRATE can re-key them
+        self._states_at: dict[tuple[Any, ...], set[tuple[Any, ...]]] = {}  # _placed(SA) -> their keys
         self._links: dict[str, int] = {}  # tunnels this daemon made
         self._pinned: dict[str, int] = {}  # interfaces whose index is looked up once (see pin)
         self._next_index = TUNNEL_INDEX_BASE
@@ -152,6 +153,7 @@ class Kernel:
                 failures.append(f"{undo.what}: {err}")
         send_pending()
         self._states.clear()
+        self._states_at.clear()
         self._links.clear()
         return failures
 
@@ -179,9 +181,17 @@ class Kernel:
         self._send(_Request(NETLINK_XFRM, wire.state(state, xm.XFRM_MSG_NEWSA, _CREATE), what,
                             done=lambda: self._record_state(state, what)))
 
+    @staticmethod
+    def _placed(src: str, dst: str, proto: int, mode: int, reqid: int) -> tuple[Any, ...]:
+        """What a MIGRATE names an SA by; indexed, since a home agent migrates per binding."""
+        return (src, dst, proto, mode, reqid)
+
     def _record_state(self, state: State, what: str) -> None:
         key = self._state_key(state)
+        self._drop_state(key)
         self._states[key] = state
+        self._states_at.setdefault(self._placed(state.src, state.dst, state.proto, state.mode, state.reqid),
+                                   set()).add(key)
         self._record(key, what, NETLINK_XFRM,
                      wire.sa_id(state.dst, state.spi, state.proto, state.src, xm.XFRM_MSG_DELSA, rtnl.REQUEST))
 
@@ -193,10 +203,19 @@ class Kernel:
         else:
             self.add_state(state)
 
+    def installed_state_at(self, src: str, dst: str, proto: int, mode: int, reqid: int) -> bool:
+        """Whether this daemon installed (or moved) an SA there: no dump needed to know."""
+        return bool(self._states_at.get(self._placed(src, dst, proto, mode, reqid)))
+
+    def _drop_state(self, key: tuple[Any, ...]) -> None:
+        state = self._states.pop(key, None)
+        if state is not None:
+            self._states_at[self._placed(state.src, state.dst, state.proto, state.mode, state.reqid)].discard(key)
+
     def delete_state(self, state: State) -> None:
         key = self._state_key(state)
         self._forget(key)
-        self._states.pop(key, None)
+        self._drop_state(key)
         self._send(_Request(NETLINK_XFRM, wire.sa_id(state.dst, state.spi, state.proto, state.src,
                                                      xm.XFRM_MSG_DELSA, rtnl.REQUEST),
                             f"xfrm state delete {state.src} -> {state.dst} proto {state.proto}", tolerate=GONE))
@@ -241,13 +260,12 @@ class Kernel:
     def _rekey(self, migrations: list[Migration]) -> None:
         """The SAs we installed now live at their new addresses."""
         for move in migrations:
-            for key, state in list(self._states.items()):
-                if (state.src, state.dst, state.proto, state.mode, state.reqid) == (
-                        move.old_src, move.old_dst, move.proto, move.mode, move.reqid):
-                    self._states.pop(key)
-                    self._undo.pop(key, None)
-                    moved = dataclasses.replace(state, src=move.new_src, dst=move.new_dst)
-                    self._record_state(moved, f"xfrm state {moved.src} -> {moved.dst} spi {moved.spi:#x} (migrated)")
+            placed = self._placed(move.old_src, move.old_dst, move.proto, move.mode, move.reqid)
+            for key in list(self._states_at.pop(placed, ())):
+                state = self._states.pop(key)
+                self._undo.pop(key, None)
+                moved = dataclasses.replace(state, src=move.new_src, dst=move.new_dst)
+                self._record_state(moved, f"xfrm state {moved.src} -> {moved.dst} spi {moved.spi:#x} (migrated)")
 
     # -- links, addresses, routes, rules, proxy ND, sysctls --------------------
     def pin(self, ifname: str) -> None:
