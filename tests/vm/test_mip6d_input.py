@@ -157,7 +157,7 @@ def test_fuzzed_mh_leaves_the_ha_running_and_its_cache_alone(tmp_path: Path) -> 
     assert result["failures"] == [] and result["reached_daemon"] > 50, result
 
 
-def test_tunnel_sas_of_home_addresses_sharing_reqids_follow_their_own_bindings(hosts, tmp_path: Path) -> None:
+def test_home_addresses_sharing_reqids_keep_their_own_tunnel_sas_and_hashed_policies(hosts, tmp_path: Path) -> None:
     """One IPsecPolicySet for two HoAs: its TunnelPayload reqids are shared, each MN's
     tunnel SAs start at its HoA, and each first binding migrates that MN's SAs (and no
     other's) to its CoA. Both MNs use one CoA here; the second one's SAs are still found."""
@@ -181,8 +181,11 @@ def test_tunnel_sas_of_home_addresses_sharing_reqids_follow_their_own_bindings(h
     (tmp_path / "ha.conf").write_text(config)
     (tmp_path / "ha.keys").write_text(keys2)
     daemon = ml.Daemon(ha, tmp_path / "ha.conf", tmp_path / "ha.keys", tmp_path / "ha.ctl", tmp_path / "ha.log")
+    assert ha.xfrm.policy_hash_thresholds6() == (128, 128)  # the kernel's default
     daemon.start()
     try:
+        # the binding policies (a /128 on the MN's side only) are hashed, not on the inexact list
+        assert ha.xfrm.policy_hash_thresholds6() == (0, 128)
         for seq, hoa in enumerate((ml.HOA, HOA2), start=1):
             sock = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
             sock.bind((hoa, 0))
@@ -198,3 +201,4 @@ def test_tunnel_sas_of_home_addresses_sharing_reqids_follow_their_own_bindings(h
         assert [b["tunnel"] for b in daemon.ctl("bindings")] == ["esp", "esp"]  # type: ignore[index]
     finally:
         assert daemon.stop() == 0
+    assert ha.xfrm.policy_hash_thresholds6() == (128, 128)  # restored at shutdown

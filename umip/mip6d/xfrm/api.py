@@ -362,6 +362,23 @@ class XfrmSocket(NetlinkSocket):
         self._request("XFRM_MSG_FLUSHSA", msg, m.XFRM_MSG_FLUSHSA)
 
     # --- policies
+    def policy_hash_thresholds6(self) -> tuple[int, int]:
+        """The IPv6 prefix lengths (local, remote) from which a policy is hashed rather
+        than kept on the inexact list (`ip xfrm policy set hthresh6 LBITS RBITS`)."""
+        msg = m.xfrm_spdinfo()
+        msg["flags"] = 0
+        msg["attrs"] = []
+        reply = self._request("XFRM_MSG_GETSPDINFO", msg, m.XFRM_MSG_GETSPDINFO, NLM_F_REQUEST)[0]
+        thresh = reply.get_attr("XFRMA_SPD_IPV6_HTHRESH")
+        return int(thresh["lbits"]), int(thresh["rbits"])
+
+    def set_policy_hash_thresholds6(self, lbits: int, rbits: int) -> None:
+        """The kernel rehashes every policy in the background after this."""
+        msg = m.xfrm_spdinfo()
+        msg["flags"] = 0
+        msg["attrs"] = [("XFRMA_SPD_IPV6_HTHRESH", {"lbits": lbits, "rbits": rbits})]
+        self._request("XFRM_MSG_NEWSPDINFO", msg, m.XFRM_MSG_NEWSPDINFO)
+
     def add_policy(self, policy: Policy) -> None:
         self._request("XFRM_MSG_NEWPOLICY", policy.message(), m.XFRM_MSG_NEWPOLICY,
                       _REQ | NLM_F_CREATE | NLM_F_EXCL)

@@ -31,6 +31,8 @@ XFRM_MSG_FLUSHSA = 28
 XFRM_MSG_FLUSHPOLICY = 29
 XFRM_MSG_REPORT = 32
 XFRM_MSG_MIGRATE = 33
+XFRM_MSG_NEWSPDINFO = 36
+XFRM_MSG_GETSPDINFO = 37
 
 # multicast groups (XFRMNLGRP_*)
 GROUPS = {"acquire": 1, "expire": 2, "sa": 3, "policy": 4, "aevents": 5, "report": 6, "migrate": 7}
@@ -270,6 +272,24 @@ class xfrm_user_report(xfrm_base):
     fields = (("proto", "B"), ("__pad", "3x"), *SELECTOR)
 
 
+class _spd_hthresh(nla):
+    fields = (("lbits", "B"), ("rbits", "B"))  # struct xfrmu_spdhthresh
+
+
+class xfrm_spdinfo(nlmsg):
+    """XFRM_MSG_NEWSPDINFO / GETSPDINFO: a u32 of flags and XFRMA_SPD_* attributes."""
+
+    fields = (("flags", "I"),)
+    nla_map = (
+        ("XFRMA_SPD_UNSPEC", "none"),
+        ("XFRMA_SPD_INFO", "hex"),
+        ("XFRMA_SPD_HINFO", "hex"),
+        ("XFRMA_SPD_IPV4_HTHRESH", "_spd_hthresh"),
+        ("XFRMA_SPD_IPV6_HTHRESH", "_spd_hthresh"),
+    )
+    _spd_hthresh = _spd_hthresh
+
+
 class XfrmMarshal(Marshal):
     def parse_one_message(self, key: int, flags: int, sequence_number: int, data: bytes, offset: int,
                           length: int) -> nlmsg:
@@ -304,4 +324,6 @@ class XfrmMarshal(Marshal):
         XFRM_MSG_ACQUIRE: xfrm_user_acquire,
         XFRM_MSG_REPORT: xfrm_user_report,
         XFRM_MSG_MIGRATE: xfrm_userpolicy_id,
+        XFRM_MSG_NEWSPDINFO: xfrm_spdinfo,
+        XFRM_MSG_GETSPDINFO: xfrm_spdinfo,
     }
