@@ -323,9 +323,12 @@ class HomeAgent:
         """Whether the kernel already holds the binding as decided (same CoA, tunnel
         and proxy entry in place), so the BU needs no trip to the kernel thread."""
         binding, previous = decision.binding, decision.previous
-        return (binding is not None and previous is not None and previous.coa == binding.coa
-                and binding.hoa in self.proxied
-                and (binding.hoa in self.tunnels or _esp_tunnelled(self.peers[binding.hoa])))
+        if binding is None or previous is None or previous.coa != binding.coa or binding.hoa not in self.proxied:
+            return False
+        peer = self.peers[binding.hoa]
+        if _esp_tunnelled(peer):
+            return peer.payload_coa == binding.coa  # the tunnel SAs did move there
+        return binding.hoa in self.tunnels
 
     # -- kernel state per binding (runs in the kernel thread) --------------------
     def _apply(self, k: Kernel, decision: Decision) -> None:
@@ -391,12 +394,17 @@ class HomeAgent:
             old = self._payload_endpoint(k, peer) or coa
             for policy in ipsec.payload_policies_ha(peer.hoa, self.ha, old, peer.reqid_tomn, peer.reqid_toha):
                 k.add_policy(policy)
-        if old != coa:
-            for policy in ipsec.payload_policies_ha(peer.hoa, self.ha, old, peer.reqid_tomn, peer.reqid_toha):
-                moves = [Migration(t.src, t.dst, coa if t.src == old else t.src, coa if t.dst == old else t.dst,
-                                   reqid=t.reqid) for t in policy.templates]
-                k.migrate(policy, moves)
-        peer.payload_coa = peer.sa_end = coa
+            peer.payload_coa = old  # removed from there if the batch fails
+        if old == coa:
+            return
+
+        def moved() -> None:  # only once the kernel has moved them: a refused MIGRATE leaves them at `old`
+            peer.payload_coa = peer.sa_end = coa
+
+        for policy in ipsec.payload_policies_ha(peer.hoa, self.ha, old, peer.reqid_tomn, peer.reqid_toha):
+            moves = [Migration(t.src, t.dst, coa if t.src == old else t.src, coa if t.dst == old else t.dst,
+                               reqid=t.reqid) for t in policy.templates]
+            k.migrate(policy, moves, done=moved)
 
     def _payload_endpoint(self, k: Kernel, peer: Peer) -> str | None:
         """Where the peer's tunnel SAs point: where this daemon moved them, or before its

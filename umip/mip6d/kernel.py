@@ -210,7 +210,11 @@ class Kernel:
     def _drop_state(self, key: tuple[Any, ...]) -> None:
         state = self._states.pop(key, None)
         if state is not None:
-            self._states_at[self._placed(state.src, state.dst, state.proto, state.mode, state.reqid)].discard(key)
+            placed = self._placed(state.src, state.dst, state.proto, state.mode, state.reqid)
+            keys = self._states_at[placed]
+            keys.discard(key)
+            if not keys:
+                del self._states_at[placed]
 
     def delete_state(self, state: State) -> None:
         key = self._state_key(state)
@@ -251,11 +255,17 @@ class Kernel:
         self._send(_Request(NETLINK_XFRM, self._policy_id(policy, xm.XFRM_MSG_DELPOLICY),
                             f"xfrm policy delete {policy.selector.src} -> {policy.selector.dst}", tolerate=GONE))
 
-    def migrate(self, policy: Policy, migrations: list[Migration]) -> None:
+    def migrate(self, policy: Policy, migrations: list[Migration],
+                done: Callable[[], object] | None = None) -> None:
+        """`done` runs once the kernel has accepted this MIGRATE."""
+        def moved() -> None:
+            self._rekey(migrations)
+            if done:
+                done()
+
         self._send(_Request(NETLINK_XFRM, wire.migrate(policy.selector, policy.dir, migrations, policy.sub,
                                                        rtnl.REQUEST),
-                            f"xfrm migrate {policy.selector.src} -> {policy.selector.dst}",
-                            done=lambda: self._rekey(migrations)))
+                            f"xfrm migrate {policy.selector.src} -> {policy.selector.dst}", done=moved))
 
     def _rekey(self, migrations: list[Migration]) -> None:
         """The SAs we installed now live at their new addresses."""
@@ -369,10 +379,17 @@ class Kernel:
 
     def set_policy_hash_thresholds6(self, lbits: int, rbits: int) -> None:
         """Hash IPv6 policies from these prefix lengths (local, remote) on, and restore the
-        old thresholds at shutdown. Only the policy lookups' speed changes, not their result."""
-        old = self._do("xfrm spdinfo", self.xfrm.policy_hash_thresholds6)
+        old thresholds at shutdown. Only lookup speed depends on them, not the policies a
+        lookup finds, so a kernel that refuses is logged and the daemon goes on."""
+        try:
+            old = self.xfrm.policy_hash_thresholds6()
+            if old != (lbits, rbits):
+                self.xfrm.set_policy_hash_thresholds6(lbits, rbits)
+        except (XfrmError, OSError, TypeError, KeyError) as err:  # TypeError/KeyError: no such attribute
+            log.warning("xfrm policy hthresh6 %d %d not set (policies stay on the inexact list): %s",
+                        lbits, rbits, err)
+            return
         if old != (lbits, rbits):
-            self._do("xfrm spdinfo", lambda: self.xfrm.set_policy_hash_thresholds6(lbits, rbits))
             self._undo.setdefault(("hthresh6",), _Undo(
                 f"xfrm policy hthresh6 {lbits} {rbits} (was {old[0]} {old[1]})",
                 call=lambda: self.xfrm.set_policy_hash_thresholds6(*old)))

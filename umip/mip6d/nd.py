@@ -16,6 +16,8 @@ from pathlib import Path
 log = logging.getLogger("mip6d.nd")
 ALL_NODES, ALL_ROUTERS = "ff02::1", "ff02::2"
 NA_OVERRIDE = 0x20000000
+ICMP6_FILTER = 1
+ICMP6_FILTER_BLOCK_ALL = b"\xff" * 32  # struct icmp6_filter: a set bit blocks that type
 
 
 def neighbor_advertisement(target: str, mac: bytes) -> bytes:
@@ -74,6 +76,9 @@ class Announcer:
         sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
+            # send only: without a filter the kernel would clone every ICMPv6 packet of the
+            # home link (NS, MLD, echo) into a queue nobody reads
+            sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, ICMP6_FILTER_BLOCK_ALL)
             index = socket.if_nametoindex(self.ifname)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
             # no copy back to ourselves: each would walk the interface's multicast list twice
