@@ -385,7 +385,7 @@ class Kernel:
             old = self.xfrm.policy_hash_thresholds6()
             if old != (lbits, rbits):
                 self.xfrm.set_policy_hash_thresholds6(lbits, rbits)
-        except (XfrmError, OSError, TypeError, KeyError) as err:  # TypeError/KeyError: no such attribute
+        except (XfrmError, OSError) as err:
             log.warning("xfrm policy hthresh6 %d %d not set (policies stay on the inexact list): %s",
                         lbits, rbits, err)
             return

@@ -370,6 +370,8 @@ class XfrmSocket(NetlinkSocket):
         msg["attrs"] = []
         reply = self._request("XFRM_MSG_GETSPDINFO", msg, m.XFRM_MSG_GETSPDINFO, NLM_F_REQUEST)[0]
         thresh = reply.get_attr("XFRMA_SPD_IPV6_HTHRESH")
+        if thresh is None:
+            raise XfrmError("XFRM_MSG_GETSPDINFO: the reply has no IPv6 hash thresholds")
         return int(thresh["lbits"]), int(thresh["rbits"])
 
     def set_policy_hash_thresholds6(self, lbits: int, rbits: int) -> None:
