@@ -9,6 +9,7 @@ import ipaddress
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mip6d.mh import BaStatus
 
@@ -23,8 +24,10 @@ def seq_newer(seq: int, than: int) -> bool:
     return 0 < (seq - than) % (1 << 16) < SEQ_WINDOW
 
 
-@dataclass(frozen=True)
-class Binding:
+class Binding(NamedTuple):
+    """A binding cache entry. NamedTuples, as Decision: two are built per BU, at a
+    third of a frozen dataclass's cost."""
+
     hoa: str
     coa: str
     seq: int
@@ -40,8 +43,7 @@ class Binding:
         return max(0.0, self.expires_at - now)
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """What to answer a BU with and what the cache becomes."""
 
     status: int

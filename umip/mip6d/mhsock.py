@@ -13,7 +13,7 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 log = logging.getLogger("mip6d.mh")
 
@@ -28,8 +28,7 @@ HAO_TYPE = 201
 UNSPECIFIED = "::"
 
 
-@dataclass(frozen=True)
-class Received:
+class Received(NamedTuple):  # not a dataclass: one is built per MH, a NamedTuple at a third of the cost
     data: bytes
     src: str  # as the sockets see it: the home address when remapped
     dst: str

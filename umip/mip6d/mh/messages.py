@@ -22,19 +22,14 @@ from .constants import (
     MhType,
 )
 from .errors import MhError
-from .options import Option, check_options
+from .options import Option, check_options, check_range, from_wire
 
 HEADER_LENGTH = 6
 """Payload Proto, Header Len, MH Type, Reserved, Checksum."""
 
 
-def _check_range(name: str, value: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-        raise ValueError(f"{name} must be an integer in 0..{high}, not {value!r}")
-
-
 def _check_bool(name: str, value: bool) -> None:
-    if not isinstance(value, bool):
+    if value is not True and value is not False:
         raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
 
 
@@ -82,8 +77,8 @@ class BindingUpdate:
     fixed_length: ClassVar[int] = 6
 
     def __post_init__(self) -> None:
-        _check_range("sequence number", self.seq, 0xFFFF)
-        _check_range("lifetime", self.lifetime, 0xFFFF)
+        check_range("sequence number", self.seq, 0xFFFF)
+        check_range("lifetime", self.lifetime, 0xFFFF)
         for name in ("ack", "home", "link_local", "key_mgmt"):
             _check_bool(name, getattr(self, name))
         object.__setattr__(self, "options", check_options(self.options))
@@ -106,9 +101,9 @@ class BindingUpdate:
         seq, flags, lifetime = struct.unpack_from("!HHH", mh, 6)
         known = BU_FLAG_ACK | BU_FLAG_HOME | BU_FLAG_LINK_LOCAL | BU_FLAG_KEY_MGMT
         _reserved(mh, 8, 2, ~known & 0xFFFF, "BU flags", strict)
-        return cls(seq=seq, lifetime=lifetime, ack=bool(flags & BU_FLAG_ACK), home=bool(flags & BU_FLAG_HOME),
-                   link_local=bool(flags & BU_FLAG_LINK_LOCAL), key_mgmt=bool(flags & BU_FLAG_KEY_MGMT),
-                   options=options)
+        return from_wire(cls, seq=seq, lifetime=lifetime, ack=bool(flags & BU_FLAG_ACK),
+                          home=bool(flags & BU_FLAG_HOME), link_local=bool(flags & BU_FLAG_LINK_LOCAL),
+                          key_mgmt=bool(flags & BU_FLAG_KEY_MGMT), options=options)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,10 +121,10 @@ class BindingAcknowledgement:
     fixed_length: ClassVar[int] = 6
 
     def __post_init__(self) -> None:
-        _check_range("status", self.status, 0xFF)
+        check_range("status", self.status, 0xFF)
         _check_bool("key_mgmt", self.key_mgmt)
-        _check_range("sequence number", self.seq, 0xFFFF)
-        _check_range("lifetime", self.lifetime, 0xFFFF)
+        check_range("sequence number", self.seq, 0xFFFF)
+        check_range("lifetime", self.lifetime, 0xFFFF)
         object.__setattr__(self, "options", check_options(self.options))
 
     @property
@@ -148,8 +143,8 @@ class BindingAcknowledgement:
     def parse(cls, mh: bytes, options: tuple[Option, ...], strict: bool) -> BindingAcknowledgement:
         status, flags, seq, lifetime = struct.unpack_from("!BBHH", mh, 6)
         _reserved(mh, 7, 1, ~BA_FLAG_KEY_MGMT & 0xFF, "BA flags", strict)
-        return cls(status=status, key_mgmt=bool(flags & BA_FLAG_KEY_MGMT), seq=seq, lifetime=lifetime,
-                   options=options)
+        return from_wire(cls, status=status, key_mgmt=bool(flags & BA_FLAG_KEY_MGMT), seq=seq,
+                          lifetime=lifetime, options=options)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,7 +160,7 @@ class BindingError:
     fixed_length: ClassVar[int] = 18
 
     def __post_init__(self) -> None:
-        _check_range("status", self.status, 0xFF)
+        check_range("status", self.status, 0xFF)
         object.__setattr__(self, "home_address", str(ipaddress.IPv6Address(self.home_address)))
         object.__setattr__(self, "options", check_options(self.options))
 
