@@ -6,9 +6,9 @@ from __future__ import annotations
 import functools
 import heapq
 import ipaddress
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from socket import AF_INET6, inet_pton
 from typing import NamedTuple
 
 from mip6d.mh import BaStatus
@@ -68,8 +68,20 @@ class HomePolicy:
     max_lifetime: int = 86400
     max_bindings: int = 100_000
 
-    def in_home_prefix(self, hoa: str) -> bool:
-        return _in_prefixes(hoa, self)
+
+# plain ints: decide() runs per BU, and an enum member lookup costs a dict walk each time
+_ACCEPTED = int(BaStatus.ACCEPTED)
+_NOT_HOME_REGISTRATION = int(BaStatus.HOME_REGISTRATION_NOT_SUPPORTED)
+_NOT_HOME_SUBNET = int(BaStatus.NOT_HOME_SUBNET)
+_PROHIBITED = int(BaStatus.ADMINISTRATIVELY_PROHIBITED)
+_NOT_HOME_AGENT = int(BaStatus.NOT_HOME_AGENT)
+_OUT_OF_WINDOW = int(BaStatus.SEQUENCE_OUT_OF_WINDOW)
+_NO_RESOURCES = int(BaStatus.INSUFFICIENT_RESOURCES)
+
+
+def _rejected(status: int, reason: str, seq: int, previous: Binding | None) -> Decision:
+    """The cache stays as it was; ``seq`` is the BA's (the cache's own on status 135)."""
+    return Decision(status, seq, 0, previous, previous, reason)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -100,28 +112,23 @@ class BindingCache:
                flags: int = 0) -> Decision:
         """Check a home registration BU (RFC 6275 10.3.1) without changing the cache."""
         previous = self._entries.get(hoa)
-        last_seq = previous.seq if previous else seq
-
-        def reject(status: int, reason: str) -> Decision:
-            answer_seq = last_seq if status == BaStatus.SEQUENCE_OUT_OF_WINDOW else seq
-            return Decision(status, answer_seq, 0, previous, previous, reason)
-
+        policy = self.policy
         if not home:
-            return reject(BaStatus.HOME_REGISTRATION_NOT_SUPPORTED, "H flag clear: not a home registration")
-        if not self.policy.in_home_prefix(hoa):
-            return reject(BaStatus.NOT_HOME_SUBNET, f"{hoa} is not in a home prefix")
-        if hoa in self.policy.denied:
-            return reject(BaStatus.ADMINISTRATIVELY_PROHIBITED, f"{hoa} denied by BindingAclPolicy")
-        if hoa not in self.policy.served:
-            return reject(BaStatus.NOT_HOME_AGENT, f"no IPsecPolicySet for {hoa}")
+            return _rejected(_NOT_HOME_REGISTRATION, "H flag clear: not a home registration", seq, previous)
+        if not _in_prefixes(hoa, policy):
+            return _rejected(_NOT_HOME_SUBNET, f"{hoa} is not in a home prefix", seq, previous)
+        if hoa in policy.denied:
+            return _rejected(_PROHIBITED, f"{hoa} denied by BindingAclPolicy", seq, previous)
+        if hoa not in policy.served:
+            return _rejected(_NOT_HOME_AGENT, f"no IPsecPolicySet for {hoa}", seq, previous)
         if previous is not None and not seq_newer(seq, previous.seq):
-            return reject(BaStatus.SEQUENCE_OUT_OF_WINDOW, f"sequence {seq} not after {previous.seq}")
-        if lifetime == 0 or socket.inet_pton(socket.AF_INET6, coa) == socket.inet_pton(socket.AF_INET6, hoa):
-            return Decision(BaStatus.ACCEPTED, seq, 0, None, previous, "deregistration")
-        if previous is None and len(self._entries) >= self.policy.max_bindings:
-            return reject(BaStatus.INSUFFICIENT_RESOURCES, f"binding cache full ({self.policy.max_bindings})")
-        granted = min(lifetime, self.policy.max_lifetime)
-        return Decision(BaStatus.ACCEPTED, seq, granted, Binding(hoa, coa, seq, granted, now, flags), previous)
+            return _rejected(_OUT_OF_WINDOW, f"sequence {seq} not after {previous.seq}", previous.seq, previous)
+        if lifetime == 0 or coa == hoa or inet_pton(AF_INET6, coa) == inet_pton(AF_INET6, hoa):
+            return Decision(_ACCEPTED, seq, 0, None, previous, "deregistration")
+        if previous is None and len(self._entries) >= policy.max_bindings:
+            return _rejected(_NO_RESOURCES, f"binding cache full ({policy.max_bindings})", seq, previous)
+        granted = min(lifetime, policy.max_lifetime)
+        return Decision(_ACCEPTED, seq, granted, Binding(hoa, coa, seq, granted, now, flags), previous)
 
     def commit(self, decision: Decision) -> None:
         """Apply an accepted decision (after the kernel state is in place)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import struct
@@ -24,6 +25,8 @@ IPV6_RECVRTHDR, IPV6_RTHDR = 56, 57
 IPV6_RECVDSTOPTS, IPV6_DSTOPTS = 58, 59
 IPV6_RECVIROSRC, IPV6_IROSRC, IPV6_RECVIRODST, IPV6_IRODST = 90, 91, 92, 93  # iro kernel series
 SO_TIMESTAMPNS = 35  # also SCM_TIMESTAMPNS
+_IPV6, _SOCKET = socket.IPPROTO_IPV6, socket.SOL_SOCKET
+_TIMESPEC = struct.Struct("=qq")
 HAO_TYPE = 201
 UNSPECIFIED = "::"
 
@@ -37,6 +40,13 @@ class Received(NamedTuple):  # not a dataclass: one is built per MH, a NamedTupl
     via_hao: bool = False
     via_rh2: bool = False
     arrived: float = 0.0  # kernel receive time (CLOCK_REALTIME, as time.time()); 0 if unknown
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _address(packed: bytes) -> str:
+    """Cached: a home agent reads the same few addresses in every BU's cmsgs, and
+    glibc's inet_ntop formats each group through sprintf (it showed in perf)."""
+    return socket.inet_ntop(socket.AF_INET6, packed)
 
 
 def _hao_address(dstopts: bytes) -> str | None:
@@ -96,21 +106,20 @@ class MhSocket:
         via_hao = via_rh2 = False
         arrived = 0.0
         for level, kind, value in ancdata:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) == 16:
-                seconds, nanoseconds = struct.unpack("=qq", value)
+            if level == _IPV6:
+                if kind == IPV6_PKTINFO and len(value) >= 16:
+                    dst = _address(value[:16])
+                elif kind == IPV6_IROSRC and len(value) == 16:
+                    wire_src = _address(value)
+                elif kind == IPV6_IRODST and len(value) == 16:
+                    wire_dst = _address(value)
+                elif kind == IPV6_DSTOPTS and (hao := _hao_address(value)):
+                    wire_src, via_hao = hao, True
+                elif kind == IPV6_RTHDR and len(value) >= 24 and value[2] == 2:
+                    via_rh2 = True
+            elif level == _SOCKET and kind == SO_TIMESTAMPNS and len(value) == 16:
+                seconds, nanoseconds = _TIMESPEC.unpack(value)
                 arrived = seconds + nanoseconds / 1e9
-            if level != socket.IPPROTO_IPV6:
-                continue
-            if kind == IPV6_PKTINFO and len(value) >= 16:
-                dst = socket.inet_ntop(socket.AF_INET6, value[:16])
-            elif kind == IPV6_IROSRC and len(value) == 16:
-                wire_src = socket.inet_ntop(socket.AF_INET6, value)
-            elif kind == IPV6_IRODST and len(value) == 16:
-                wire_dst = socket.inet_ntop(socket.AF_INET6, value)
-            elif kind == IPV6_DSTOPTS and (hao := _hao_address(value)):
-                wire_src, via_hao = hao, True
-            elif kind == IPV6_RTHDR and len(value) >= 24 and value[2] == 2:
-                via_rh2 = True
         return Received(data, src, dst, src if wire_src == UNSPECIFIED else wire_src,
                         dst if wire_dst == UNSPECIFIED else wire_dst, via_hao, via_rh2, arrived)
 

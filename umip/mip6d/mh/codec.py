@@ -9,7 +9,7 @@ from .checksum import address_bytes, checksum_ok, mh_checksum
 from .constants import IPPROTO_NONE, MH_MAX_LENGTH, MhType
 from .errors import MhError, UnknownMhType
 from .messages import HEADER_LENGTH, MESSAGE_CLASSES, Message, minimum_length
-from .options import decode_options, encode_options
+from .options import Option, decode_options, encode_options, padding
 
 _UNSUPPORTED: dict[int, str] = {
     MhType.HOTI: "HoTI",
@@ -17,6 +17,25 @@ _UNSUPPORTED: dict[int, str] = {
     MhType.HOT: "HoT",
     MhType.COT: "CoT",
 }
+_OPTIONS_SEEN: dict[tuple[bytes, int, bool], tuple[Option, ...]] = {}
+_OPTIONS_SEEN_MAX = 1 << 16
+
+
+def _decoded_options(mh: bytes, start: int, strict: bool) -> tuple[Option, ...]:
+    """decode_options, remembered by the option octets and where they start (its result
+    depends on nothing else, and the values are immutable): a home agent receives the same
+    options, the MN's Alternate CoA, in every refresh. Errors are not remembered."""
+    key = (mh[start:], start, strict)
+    options = _OPTIONS_SEEN.get(key)
+    if options is None:
+        options = decode_options(mh, start, strict)
+        if len(_OPTIONS_SEEN) >= _OPTIONS_SEEN_MAX:
+            _OPTIONS_SEEN.clear()
+        _OPTIONS_SEEN[key] = options
+    return options
+
+
+_MINIMUM_LENGTHS = {mh_type: minimum_length(cls) for mh_type, cls in MESSAGE_CLASSES.items()}
 
 
 def encode(msg: Message, src: str | ipaddress.IPv6Address, dst: str | ipaddress.IPv6Address,
@@ -31,7 +50,7 @@ def encode(msg: Message, src: str | ipaddress.IPv6Address, dst: str | ipaddress.
         raise TypeError(f"not a Mobility Header message: {type(msg).__name__}")
     fixed = msg.fixed_part()
     start = HEADER_LENGTH + len(fixed)
-    body = fixed + encode_options(msg.options, start)
+    body = fixed + (encode_options(msg.options, start) if msg.options else padding(-start % 8))
     length = HEADER_LENGTH + len(body)
     if length > MH_MAX_LENGTH:
         raise ValueError(f"{msg.name} would be {length} bytes; an MH holds at most {MH_MAX_LENGTH}")
@@ -74,10 +93,10 @@ def decode(data: bytes | bytearray | memoryview, src: str | ipaddress.IPv6Addres
         if mh_type in _UNSUPPORTED:
             raise UnknownMhType(mh_type, f"({_UNSUPPORTED[mh_type]}) is not supported: no return routability")
         raise UnknownMhType(mh_type)
-    if length < minimum_length(cls):
+    if length < _MINIMUM_LENGTHS[mh_type]:
         raise MhError(1, "header length", f"{mh[1]} ({length} bytes) is too short for a {cls.name} "
-                      f"(at least {minimum_length(cls)} bytes)")
+                      f"(at least {_MINIMUM_LENGTHS[mh_type]} bytes)")
     if strict and mh[3]:
         raise MhError(3, "reserved", f"{mh[3]} is not zero")
-    options = decode_options(mh, HEADER_LENGTH + cls.fixed_length, strict)
+    options = _decoded_options(mh, HEADER_LENGTH + cls.fixed_length, strict)
     return cls.parse(mh, options, strict)

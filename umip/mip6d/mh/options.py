@@ -183,6 +183,7 @@ OPTION_CLASSES: dict[int, type[KnownOption]] = {
     for cls in (BindingRefreshAdvice, AlternateCareOfAddress, NonceIndices, BindingAuthorizationData)
 }
 _KNOWN_TYPES = frozenset({OptionType.PAD1, OptionType.PADN, *OPTION_CLASSES})
+_PAD1, _PADN = int(OptionType.PAD1), int(OptionType.PADN)  # plain ints: an enum lookup per octet showed in profiles
 _OPTION_TYPES = (BindingRefreshAdvice, AlternateCareOfAddress, NonceIndices, BindingAuthorizationData, UnknownOption)
 
 
@@ -205,8 +206,8 @@ def padding(length: int) -> bytes:
     if length == 0:
         return b""
     if length == 1:
-        return bytes([OptionType.PAD1])
-    return bytes([OptionType.PADN, length - 2]) + bytes(length - 2)
+        return bytes([_PAD1])
+    return bytes([_PADN, length - 2]) + bytes(length - 2)
 
 
 def encode_options(options: tuple[Option, ...], start: int) -> bytes:
@@ -242,7 +243,7 @@ def decode_options(mh: bytes, start: int, strict: bool = False) -> tuple[Option,
     auth_at = -1
     while pos < end:
         otype = mh[pos]
-        if otype == OptionType.PAD1:
+        if otype == _PAD1:
             olen = -1
             data_end = pos + 1
         else:
@@ -253,7 +254,7 @@ def decode_options(mh: bytes, start: int, strict: bool = False) -> tuple[Option,
             if data_end > end:
                 raise MhError(pos + 1, "option length",
                               f"{olen} of option type {otype} runs past the end ({end} bytes)")
-        if otype in (OptionType.PAD1, OptionType.PADN):
+        if otype in (_PAD1, _PADN):
             if pad_run == 0:
                 pad_start = pos
             pad_run += data_end - pos
