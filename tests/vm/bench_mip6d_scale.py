@@ -497,7 +497,7 @@ def kernel_profile(pid: int, out: Path | None) -> Iterator[None]:
 
 
 def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: Path | None = None,
-        perf: bool = False, payload: bool = False) -> dict[str, Any]:
+        perf: bool = False, payload: bool = False, refreshes: int = 1) -> dict[str, Any]:
     """Everything for N mobile nodes in one mode; `budget` seconds from the home agent's start
     (the simulator's setup is timed apart), the clean shutdown within what is left of it."""
     mode = ipsec.IRO if iro else ipsec.CLASSIC
@@ -586,23 +586,33 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
         if not first.complete:
             return result
 
-        log(f"N={n} {mode.name}: refreshes (same CoA, next sequence number)")
-        with kernel_profile(ha.pid, workdir / "ha-refresh.perf" if perf else None):
-            refresh = sim.run_round(2, window, deadline)
-        cpu2, rss2 = cpu_seconds(ha.pid), rss_kib(ha.pid)
-        result["refresh"] = {**refresh.summary(), "ha_cpu_s": round(cpu2 - cpu1, 2),
-                             "ha_cpu_ms_per_bu": round((cpu2 - cpu1) * 1000 / max(1, refresh.accepted), 2),
-                             "ha_rss_kib_after": rss2}
-        r = result["refresh"]
-        log(f"  {r['accepted_status_0']}/{n} refreshed in {r['wall_s']} s: {r['rate_per_s']} BU/s, "
-            f"HA {r['ha_cpu_ms_per_bu']} CPU ms per BU")
-
+        # several rounds in one run: this machine's speed moves by a third between runs
+        rounds: list[dict[str, Any]] = []
+        last_seq = 1
+        for seq in range(2, 2 + refreshes):
+            log(f"N={n} {mode.name}: refreshes, round {seq - 1} of {refreshes} (same CoA, sequence {seq})")
+            with kernel_profile(ha.pid, workdir / f"ha-refresh-{seq}.perf" if perf and seq == 2 else None):
+                refresh = sim.run_round(seq, window, deadline)
+            cpu2, rss2 = cpu_seconds(ha.pid), rss_kib(ha.pid)
+            r = {**refresh.summary(), "ha_cpu_s": round(cpu2 - cpu1, 2),
+                 "ha_cpu_ms_per_bu": round((cpu2 - cpu1) * 1000 / max(1, refresh.accepted), 2),
+                 "ha_rss_kib_after": rss2}
+            cpu1 = cpu2
+            rounds.append(r)
+            log(f"  {r['accepted_status_0']}/{n} refreshed in {r['wall_s']} s: {r['rate_per_s']} BU/s, "
+                f"HA {r['ha_cpu_ms_per_bu']} CPU ms per BU")
+            if not refresh.complete:
+                break
+            last_seq = seq
+        # the median round by rate (the lower middle one for an even count)
+        result["refresh"] = {**sorted(rounds, key=lambda r: r["rate_per_s"])[(len(rounds) - 1) // 2],
+                             "rounds_rate_per_s": [r["rate_per_s"] for r in rounds]}
         t = time.monotonic()
         bindings = ha.ctl("bindings", timeout=300)
         result["ctl_bindings_s"] = round(time.monotonic() - t, 2)
         expected = {hoa(i): coa(i) for i in range(n)}
         good = sum(1 for b in bindings if expected.get(b["hoa"]) == b["coa"]
-                   and b["seq"] == (2 if refresh.complete else b["seq"]))
+                   and b["seq"] == (last_seq if refresh.complete else b["seq"]))
         result["check"] = {"ctl_bindings": len(bindings), "matching": good,
                            "ok": len(bindings) == n and good == n}
         log(f"  mip6d-ctl bindings: {len(bindings)} entries, {good} with the right CoA and sequence "
