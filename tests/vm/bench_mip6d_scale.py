@@ -192,6 +192,13 @@ def xfrm_counts(host: Host) -> tuple[int, int]:
     return states, policies
 
 
+def left_behind(host: Host) -> dict[str, int]:
+    """The daemon's kind of objects in the HA's namespace after it stopped (it held none before)."""
+    states, policies = xfrm_counts(host)
+    tunnels = host.run("ip", "-o", "link", "show", "type", "ip6tnl", check=False).splitlines()
+    return {"sas": states, "policies": policies, "tunnels": sum(1 for line in tunnels if "mip6ha" in line)}
+
+
 # -- the home agent -----------------------------------------------------------------
 @dataclass
 class HaProcess:
@@ -629,6 +636,10 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
             shutdown = ha.stop(timeout=max(5.0, min(left, 300.0))) if ha.proc and ha.proc.poll() is None else None
             result["ha_shutdown_s"] = round(shutdown, 1) if shutdown is not None else None
             ha.kill()
+            result["left_after_stop"] = left_behind(ha_host)
+            if any(result["left_after_stop"].values()):
+                log(f"  left behind by the HA: {result['left_after_stop']}")
+                result.setdefault("ha_log_tail", ha.log_tail())
             if "error" in result or not result.get("check", {}).get("ok", True):
                 result.setdefault("ha_log_tail", ha.log_tail())
         if sim is not None:

@@ -102,6 +102,22 @@ def test_a_binding_in_one_batch_then_unwound(ha: Host) -> None:
     k.close()
 
 
+def test_thousands_of_small_requests_are_unwound_in_one_flush(ha: Host) -> None:
+    """A home agent's shutdown sends every deletion in one flush. Each ACK takes about 1 KiB
+    of the receive buffer; chunked by bytes alone, 3,000 proxy deletions overran it (ENOBUFS)
+    and the unwind stopped with everything left."""
+    before = snapshot(ha)
+    k = kernel_in(ha)
+    hoas = [f"2001:db8:1::{i + 0x1000:x}" for i in range(3000)]
+    with k.batch():
+        for hoa in hoas:
+            k.add_proxy(hoa, "home0")
+    assert ha.run("ip", "-6", "neigh", "show", "proxy").count("home0 proxy") == 3000
+    assert k.unwind() == []
+    assert snapshot(ha) == before
+    k.close()
+
+
 def test_a_refusal_names_its_request_and_the_rest_is_recorded(ha: Host) -> None:
     k = kernel_in(ha)
     k.add_state(esp(0x200))

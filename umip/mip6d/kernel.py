@@ -107,7 +107,12 @@ class Kernel:
             requests = [r for r in pending if r.protocol == protocol]
             if not requests:
                 continue
-            for request, outcome in zip(requests, sock.request([r.data for r in requests]), strict=True):
+            try:
+                outcomes = sock.request([r.data for r in requests])
+            except OSError as err:  # the socket itself failed: the outcomes are unknown
+                failures.append(f"{len(requests)} netlink requests ({requests[0].what}, ...): {err}")
+                continue
+            for request, outcome in zip(requests, outcomes, strict=True):
                 if outcome.code == 0 or outcome.code in request.tolerate:
                     if request.done:
                         request.done()
