@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from socket import AF_INET6, inet_pton
 from typing import NamedTuple
 
-from mip6d.mh import BaStatus
+from mip6d.mh import BaStatus, address_bytes
 
 SEQ_WINDOW = 1 << 15  # RFC 6275 9.5.1: modulo 2**16, "less than" within half the space
 
@@ -86,8 +86,8 @@ def _rejected(status: int, reason: str, seq: int, previous: Binding | None) -> D
 
 @functools.lru_cache(maxsize=1 << 16)
 def _in_prefixes(hoa: str, policy: HomePolicy) -> bool:
-    """Cached: every BU asks it, and ipaddress parses in pure Python."""
-    address = ipaddress.IPv6Address(hoa)
+    """Cached: every BU asks it. inet_pton parses: ipaddress's parser is pure Python."""
+    address = ipaddress.IPv6Address(address_bytes(hoa))
     return any(address in prefix for prefix in policy.home_prefixes)
 
 

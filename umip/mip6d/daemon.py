@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import signal
 from dataclasses import dataclass
@@ -72,6 +73,9 @@ class Daemon:
         await self.kernel(self._install_keys, self.kernel.kernel)
         self.role = self._make_role(self.kernel)
         await self.role.start()
+        # what start-up built (the configuration, the peers, the ledger of the keys) lives as
+        # long as the role: out of the collector's sight, full collections do not walk it
+        gc.freeze()
 
     async def _stop_role(self) -> None:
         if self.role:
@@ -85,6 +89,7 @@ class Daemon:
                 log.error("cleanup: %s", failure)
             self.kernel.close()
             self.kernel = None
+        gc.unfreeze()  # the role's objects may be garbage now (a reload starts another)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

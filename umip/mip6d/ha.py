@@ -30,6 +30,7 @@ from mip6d.mh import (
     BindingUpdate,
     MhError,
     UnknownMhType,
+    address_bytes,
     decode,
     encode,
 )
@@ -42,8 +43,8 @@ log = logging.getLogger("mip6d.ha")
 
 @functools.lru_cache(maxsize=1 << 16)
 def _routable_unicast(address: str) -> bool:
-    """Cached: every BU asks it, and ipaddress parses in pure Python."""
-    ip = ipaddress.IPv6Address(address)
+    """Cached: every BU asks it. inet_pton parses: ipaddress's parser is pure Python."""
+    ip = ipaddress.IPv6Address(address_bytes(address))
     return not (ip.is_unspecified or ip.is_loopback or ip.is_multicast or ip.is_link_local)
 
 

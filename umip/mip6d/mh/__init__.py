@@ -1,6 +1,6 @@
 """The Mobility Header (RFC 6275): BRR, BU, BA and BE with their options, encoded and strictly decoded."""
 
-from .checksum import checksum_ok, mh_checksum, pseudo_header
+from .checksum import address_bytes, checksum_ok, mh_checksum, pseudo_header
 from .codec import decode, encode
 from .constants import (
     BA_FLAG_KEY_MGMT,
@@ -34,5 +34,5 @@ __all__ = [
     "AlternateCareOfAddress", "BaStatus", "BeStatus", "BindingAcknowledgement", "BindingAuthorizationData",
     "BindingError", "BindingRefreshAdvice", "BindingRefreshRequest", "BindingUpdate", "Message", "MhError",
     "MhType", "NonceIndices", "Option", "OptionType", "UnknownMhType", "UnknownOption",
-    "checksum_ok", "decode", "encode", "mh_checksum", "pseudo_header",
+    "address_bytes", "checksum_ok", "decode", "encode", "mh_checksum", "pseudo_header",
 ]
