@@ -18,13 +18,18 @@ _UNSUPPORTED: dict[int, str] = {
     MhType.COT: "CoT",
 }
 _OPTIONS_SEEN: dict[tuple[bytes, int, bool], tuple[Option, ...]] = {}
-_OPTIONS_SEEN_MAX = 1 << 16
+_OPTIONS_SEEN_MAX = 1 << 15
+# a BU's Alternate CoA with its padding takes 20-26 octets; larger areas are not kept, so that
+# senders of varied option areas cannot grow the memo past about 20 MiB (32,768 areas, measured)
+_OPTIONS_SEEN_OCTETS = 64
 
 
 def _decoded_options(mh: bytes, start: int, strict: bool) -> tuple[Option, ...]:
     """decode_options, remembered by the option octets and where they start (its result
     depends on nothing else, and the values are immutable): a home agent receives the same
     options, the MN's Alternate CoA, in every refresh. Errors are not remembered."""
+    if len(mh) - start > _OPTIONS_SEEN_OCTETS:
+        return decode_options(mh, start, strict)
     key = (mh[start:], start, strict)
     options = _OPTIONS_SEEN.get(key)
     if options is None:
