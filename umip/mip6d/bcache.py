@@ -8,7 +8,6 @@ import heapq
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
-from socket import AF_INET6, inet_pton
 from typing import NamedTuple
 
 from mip6d.mh import BaStatus, address_bytes
@@ -123,7 +122,7 @@ class BindingCache:
             return _rejected(_NOT_HOME_AGENT, f"no IPsecPolicySet for {hoa}", seq, previous)
         if previous is not None and not seq_newer(seq, previous.seq):
             return _rejected(_OUT_OF_WINDOW, f"sequence {seq} not after {previous.seq}", previous.seq, previous)
-        if lifetime == 0 or coa == hoa or inet_pton(AF_INET6, coa) == inet_pton(AF_INET6, hoa):
+        if lifetime == 0 or coa == hoa or address_bytes(coa) == address_bytes(hoa):
             return Decision(_ACCEPTED, seq, 0, None, previous, "deregistration")
         if previous is None and len(self._entries) >= policy.max_bindings:
             return _rejected(_NO_RESOURCES, f"binding cache full ({policy.max_bindings})", seq, previous)

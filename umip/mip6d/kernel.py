@@ -388,16 +388,15 @@ class Kernel:
         lookup finds, so a kernel that refuses is logged and the daemon goes on."""
         try:
             old = self.xfrm.policy_hash_thresholds6()
-            if old != (lbits, rbits):
-                self.xfrm.set_policy_hash_thresholds6(lbits, rbits)
+            if old == (lbits, rbits):
+                return
+            self.xfrm.set_policy_hash_thresholds6(lbits, rbits)
         except (XfrmError, OSError) as err:
             log.warning("xfrm policy hthresh6 %d %d not set (policies stay on the inexact list): %s",
                         lbits, rbits, err)
             return
-        if old != (lbits, rbits):
-            self._undo.setdefault(("hthresh6",), _Undo(
-                f"xfrm policy hthresh6 {lbits} {rbits} (was {old[0]} {old[1]})",
-                call=lambda: self.xfrm.set_policy_hash_thresholds6(*old)))
+        self._undo.setdefault(("hthresh6",), _Undo(f"xfrm policy hthresh6 {lbits} {rbits} (was {old[0]} {old[1]})",
+                                                   call=lambda: self.xfrm.set_policy_hash_thresholds6(*old)))
 
     def set_sysctl(self, key: str, value: str) -> None:
         """Set a sysctl and restore its old value at shutdown."""
