@@ -48,8 +48,9 @@ def mn_side(mn: Host, mode: ipsec.Mode, hoa: str, reqids: tuple[int, int]) -> No
         mn.xfrm.add_state(state)
 
 
-def ha_lab(hosts, tmp_path: Path, iro: bool):  # type: ignore[no-untyped-def]
-    """A HA daemon and, by hand, a MN able to send it BUs from HOA through its SA."""
+def ha_lab(hosts, tmp_path: Path, iro: bool, start: bool = True):  # type: ignore[no-untyped-def]
+    """A HA daemon (started unless `start` is false) and, by hand, a MN able to send
+    it BUs from HOA through its SA."""
     mn, ha = ml.direct_pair(hosts)
     for state in parse_keys(keys()):
         mn.xfrm.add_state(bound_to_addresses(state))
@@ -57,7 +58,8 @@ def ha_lab(hosts, tmp_path: Path, iro: bool):  # type: ignore[no-untyped-def]
     (tmp_path / "ha.conf").write_text(ha_config(iro))
     (tmp_path / "ha.keys").write_text(keys())
     daemon = ml.Daemon(ha, tmp_path / "ha.conf", tmp_path / "ha.keys", tmp_path / "ha.ctl", tmp_path / "ha.log")
-    daemon.start()
+    if start:
+        daemon.start()
     sock = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
     sock.bind((ml.HOA, 0))
     return mn, ha, daemon, sock

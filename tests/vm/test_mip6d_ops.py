@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -149,3 +150,29 @@ def test_mn_refreshes_and_ha_expires_a_silent_binding(hosts, tmp_path: Path) -> 
         assert ml.HOA not in ha.run("ip", "-6", "route")
     finally:
         assert ha_daemon.stop() == 0
+
+
+def test_a_start_after_sigkill_removes_what_the_killed_daemon_left(hosts, tmp_path: Path) -> None:
+    _mn, ha, daemon, sock = ha_lab(hosts, tmp_path, iro=True, start=False)
+    before = {**ml.snapshot(ha), "thresholds": ha.xfrm.policy_hash_thresholds6()}
+    daemon.start()
+    try:
+        sock.sendto(bu(1, lifetime=1000), (ml.HA, 0))
+        assert expect_ba(sock).status == BaStatus.ACCEPTED
+        assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
+        left = ml.snapshot(ha)
+        assert left["xfrm state"] != before["xfrm state"] and left["proxy"] != before["proxy"]
+        # a second daemon on the same control path may not start while the first holds it
+        daemon.start()
+        assert "left by a mip6d that did not stop" in daemon.log.read_text()
+        rival = mip6d(ha, "-c", str(daemon.config), "--keys", str(daemon.keys), "--control", str(daemon.control),
+                      "--foreground")
+        assert rival.returncode == 4 and "another mip6d" in rival.stderr, rival.stderr
+        # the recovered daemon works: its binding cache started empty, so any sequence number goes
+        sock.sendto(bu(1, lifetime=1000), (ml.HA, 0))
+        assert expect_ba(sock).status == BaStatus.ACCEPTED
+    finally:
+        sock.close()
+        assert daemon.stop() == 0
+    assert {**ml.snapshot(ha), "thresholds": ha.xfrm.policy_hash_thresholds6()} == before
+    assert not Path(f"{daemon.control}.journal").exists()

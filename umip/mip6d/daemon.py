@@ -14,6 +14,7 @@ from mip6d import __version__, ipsec
 from mip6d.config import Config, ConfigError, Role, load, load_keys
 from mip6d.control import ControlServer
 from mip6d.ha import HomeAgent
+from mip6d.journal import FileJournal
 from mip6d.kernel import Kernel, KernelThread
 from mip6d.mn import MobileNode
 from mip6d.xfrm import Selector, State
@@ -46,8 +47,9 @@ def bound_to_addresses(state: State) -> State:
 
 
 class Daemon:
-    def __init__(self, options: Options, config: Config, keys: list[State]) -> None:
+    def __init__(self, options: Options, config: Config, keys: list[State], journal: FileJournal) -> None:
         self.options = options
+        self.journal = journal
         self.config = config
         self.keys = [bound_to_addresses(s) for s in keys]
         self.kernel: KernelThread | None = None
@@ -68,8 +70,23 @@ class Daemon:
             for state in self.keys:
                 k.add_state(state)
 
+    def _recover(self) -> None:
+        """Remove what a daemon killed on this control socket left behind."""
+        left = self.journal.leftovers()
+        if left:
+            kernel = KernelThread(self.journal)
+            try:
+                failures = kernel.run(kernel.kernel.recover, left)
+            finally:
+                kernel.close()
+            log.warning("removed %d objects left by a mip6d that did not stop cleanly (journal %s)",
+                        len(left) - len(failures), self.journal.path)
+            for failure in failures:
+                log.error("recovery: %s", failure)
+        self.journal.reset()
+
     async def _start_role(self) -> None:
-        self.kernel = KernelThread()
+        self.kernel = KernelThread(self.journal)
         await self.kernel(self._install_keys, self.kernel.kernel)
         self.role = self._make_role(self.kernel)
         await self.role.start()
@@ -97,6 +114,7 @@ class Daemon:
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
         try:
+            self._recover()
             await self._start_role()
             await self.control.start()
             log.info("mip6d %s running as %s (%s mode)", __version__, self.config.role.value,
@@ -106,6 +124,7 @@ class Daemon:
         finally:
             await self.control.stop()
             await self._stop_role()
+            self.journal.close()
 
     async def reload(self) -> None:
         try:

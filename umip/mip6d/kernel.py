@@ -23,6 +23,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from mip6d import rtnl
+from mip6d.journal import Entry, Journal
 from mip6d.nlbatch import GONE, BatchSocket
 from mip6d.xfrm import Migration, Policy, State, XfrmSocket, wire
 from mip6d.xfrm import messages as xm
@@ -53,29 +54,17 @@ class _Request:
     tolerate: frozenset[int] = _NO_GONE
 
 
-@dataclasses.dataclass
-class _Undo:
-    """How to remove one recorded object: a netlink request, or a call (sysctls)."""
-
-    what: str
-    protocol: int = NETLINK_ROUTE
-    request: bytes = b""
-    call: Callable[[], object] | None = None
-
-    def as_request(self) -> _Request:
-        return _Request(self.protocol, self.request, self.what, tolerate=GONE)
-
-
 class Kernel:
     """Kernel operations with an undo ledger."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal: Journal | None = None) -> None:
+        self.journal = journal or Journal()
         self.ipr = IPRoute()
         self.xfrm = XfrmSocket()
         self._sockets = {NETLINK_XFRM: BatchSocket(NETLINK_XFRM), NETLINK_ROUTE: BatchSocket(NETLINK_ROUTE)}
         self._pending: list[_Request] = []
         self._batching = 0
-        self._undo: dict[tuple[Any, ...], _Undo] = {}
+        self._undo: dict[tuple[Any, ...], Entry] = {}
         self._states: dict[tuple[Any, ...], State] = {}  # recorded SAs, so MIGRATE can re-key them
         self._states_at: dict[tuple[Any, ...], set[tuple[Any, ...]]] = {}  # _placed(SA) -> their keys
         self._links: dict[str, int] = {}  # tunnels this daemon made
@@ -120,16 +109,25 @@ class Kernel:
                     if request.failed:
                         request.failed()
                     failures.append(f"{request.what}: {outcome.describe()}")
+        self.journal.sync()
         if failures:
             more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
             raise KernelError(failures[0] + more)
 
     # -- ledger ---------------------------------------------------------------
     def _record(self, key: tuple[Any, ...], what: str, protocol: int, request: bytes) -> None:
-        self._undo.setdefault(key, _Undo(what, protocol, request))
+        if key not in self._undo:
+            self._keep(key, Entry(what, protocol, request))
 
-    def _forget(self, key: tuple[Any, ...]) -> None:
-        self._undo.pop(key, None)
+    def _keep(self, key: tuple[Any, ...], entry: Entry) -> None:
+        self._undo[key] = entry
+        self.journal.record(entry)
+
+    def _forget(self, key: tuple[Any, ...]) -> Entry | None:
+        entry = self._undo.pop(key, None)
+        if entry is not None:
+            self.journal.forget(entry, self._undo)
+        return entry
 
     def installed(self) -> list[str]:
         return [undo.what for undo in self._undo.values()]
@@ -147,26 +145,41 @@ class Kernel:
                 failures.append(str(err))
 
         for key in reversed(list(self._undo)):
-            undo = self._undo.pop(key)
-            if undo.call is None:
-                self._pending.append(undo.as_request())
+            entry = self._undo.pop(key)
+            if not entry.restore:
+                self._pending.append(_Request(entry.protocol, entry.request, entry.what, tolerate=GONE))
                 continue
             send_pending()
             try:
-                undo.call()
-            except (OSError, XfrmError) as err:
-                failures.append(f"{undo.what}: {err}")
+                self._restore(*entry.restore)
+            except (OSError, XfrmError, ValueError) as err:
+                failures.append(f"{entry.what}: {err}")
         send_pending()
+        self.journal.reset()
         self._states.clear()
         self._states_at.clear()
         self._links.clear()
         return failures
 
+    def recover(self, left: list[Entry]) -> list[str]:
+        """Remove what a daemon that did not stop cleanly recorded in its journal."""
+        for serial, entry in enumerate(left):
+            self._undo[("journal", serial)] = entry
+        return self.unwind()
+
+    def _restore(self, kind: str, *values: str) -> None:
+        if kind == "sysctl":
+            Path(values[0]).write_text(values[1])
+        elif kind == "hthresh6":
+            self.xfrm.set_policy_hash_thresholds6(int(values[0]), int(values[1]))
+        else:
+            raise ValueError(f"unknown value to restore: {kind}")
+
     def _undo_now(self, key: tuple[Any, ...]) -> None:
         """Remove one recorded netlink object now (or with the batch); a vanished one is fine."""
-        undo = self._undo.pop(key, None)
-        if undo is not None:
-            self._send(undo.as_request())
+        entry = self._forget(key)
+        if entry is not None:
+            self._send(_Request(entry.protocol, entry.request, entry.what, tolerate=GONE))
 
     def _do(self, what: str, action: Callable[[], T]) -> T:
         """A pyroute2 request, after everything pending."""
@@ -278,7 +291,7 @@ class Kernel:
             placed = self._placed(move.old_src, move.old_dst, move.proto, move.mode, move.reqid)
             for key in list(self._states_at.pop(placed, ())):
                 state = self._states.pop(key)
-                self._undo.pop(key, None)
+                self._forget(key)
                 moved = dataclasses.replace(state, src=move.new_src, dst=move.new_dst)
                 self._record_state(moved, f"xfrm state {moved.src} -> {moved.dst} spi {moved.spi:#x} (migrated)")
 
@@ -388,24 +401,34 @@ class Kernel:
         lookup finds, so a kernel that refuses is logged and the daemon goes on."""
         try:
             old = self.xfrm.policy_hash_thresholds6()
-            if old == (lbits, rbits):
-                return
+        except (XfrmError, OSError) as err:
+            log.warning("xfrm policy hthresh6 not read, so not set: %s", err)
+            return
+        if old == (lbits, rbits) or ("hthresh6",) in self._undo:
+            return
+        # journaled before the change: a crash right after it still finds the old value
+        self._keep_restore(("hthresh6",), f"xfrm policy hthresh6 {lbits} {rbits} (was {old[0]} {old[1]})",
+                           ("hthresh6", str(old[0]), str(old[1])))
+        try:
             self.xfrm.set_policy_hash_thresholds6(lbits, rbits)
         except (XfrmError, OSError) as err:
+            self._forget(("hthresh6",))
             log.warning("xfrm policy hthresh6 %d %d not set (policies stay on the inexact list): %s",
                         lbits, rbits, err)
-            return
-        self._undo.setdefault(("hthresh6",), _Undo(f"xfrm policy hthresh6 {lbits} {rbits} (was {old[0]} {old[1]})",
-                                                   call=lambda: self.xfrm.set_policy_hash_thresholds6(*old)))
 
     def set_sysctl(self, key: str, value: str) -> None:
         """Set a sysctl and restore its old value at shutdown."""
         path = Path("/proc/sys") / key.replace(".", "/")
         old = path.read_text().strip()
         if old != value:
+            self._keep_restore(("sysctl", key), f"sysctl {key}={value} (was {old})", ("sysctl", str(path), old))
             path.write_text(value)
-            self._undo.setdefault(("sysctl", key), _Undo(f"sysctl {key}={value} (was {old})",
-                                                         call=lambda: path.write_text(old)))
+
+    def _keep_restore(self, key: tuple[Any, ...], what: str, restore: tuple[str, ...]) -> None:
+        """Record a value to restore, first on disk, unless an older one is recorded."""
+        if key not in self._undo:
+            self._keep(key, Entry(what, restore=restore))
+            self.journal.sync()
 
     def close(self) -> None:
         self.ipr.close()
@@ -417,9 +440,9 @@ class Kernel:
 class KernelThread:
     """Runs `Kernel` calls in one thread, awaitable from the event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal: Journal | None = None) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kernel")
-        self.kernel: Kernel = self._pool.submit(Kernel).result()
+        self.kernel: Kernel = self._pool.submit(Kernel, journal).result()
 
     async def __call__(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

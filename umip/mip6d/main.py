@@ -8,11 +8,13 @@ import logging
 import logging.handlers
 import os
 import sys
+from pathlib import Path
 
 from mip6d import __version__, kernelcheck
 from mip6d.config import ConfigError, Role, load, load_keys
 from mip6d.control import DEFAULT_PATH
 from mip6d.daemon import Daemon, Options, mode_of
+from mip6d.journal import FileJournal, JournalLockedError
 
 DEFAULT_CONFIG = "/etc/mip6d.conf"
 
@@ -81,10 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print(f"{args.config}: {config.role.value}, {mode_of(config).name} mode, kernel {os.uname().release}: ok")
         return 0
+    try:  # before detaching, so that a second daemon on this socket says why it cannot start
+        journal = FileJournal(Path(f"{args.control}.journal"))
+    except (JournalLockedError, OSError) as err:
+        print(f"mip6d: {err}", file=sys.stderr)
+        return 4
     if not args.foreground:
         detach()
     setup_logging(config.debug_level if args.debug is None else args.debug, args.syslog or not args.foreground)
-    daemon = Daemon(Options(args.config, args.keys, args.control, args.role), config, keys)
+    daemon = Daemon(Options(args.config, args.keys, args.control, args.role), config, keys, journal)
     try:
         asyncio.run(daemon.run())
     except Exception as err:  # a start-up failure: already logged context, say it in one line

@@ -1,0 +1,144 @@
+"""The crash journal: what the kernel ledger holds, also on disk, so that a
+daemon killed without its clean shutdown (SIGKILL, a crash, the OOM killer)
+leaves a list of what it installed, and the next start on the same control
+socket removes it first. The file is locked while a daemon uses it, which
+also keeps a second daemon off the same socket.
+
+One line per event: `+` an undo request (netlink protocol and message), `r`
+a value to restore (a sysctl, the policy hash thresholds), `-` the end of a
+recorded entry. Compaction rewrites the live entries when ended ones dominate."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger("mip6d.journal")
+COMPACT_AFTER = 4096  # ended entries before a rewrite is considered
+
+
+class JournalLockedError(RuntimeError):
+    """Another daemon holds the journal."""
+
+
+@dataclasses.dataclass
+class Entry:
+    """One recorded undo: a netlink request, or a value to restore."""
+
+    what: str
+    protocol: int = 0
+    request: bytes = b""
+    restore: tuple[str, ...] = ()
+    serial: int = 0
+
+    def line(self) -> str:
+        what = " ".join(self.what.split())
+        if self.restore:
+            return f"r\t{self.serial}\t{json.dumps(list(self.restore))}\t{what}\n"
+        return f"+\t{self.serial}\t{self.protocol}\t{self.request.hex()}\t{what}\n"
+
+
+class Journal:
+    """No journal: a kernel ledger that lives only in memory (tests, benchmarks)."""
+
+    def record(self, entry: Entry) -> None:
+        pass
+
+    def forget(self, entry: Entry, live: Mapping[Any, Entry]) -> None:
+        pass
+
+    def sync(self) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+
+class FileJournal(Journal):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = self._locked(path)
+        self._serial = 0
+        self._ended = 0
+
+    @staticmethod
+    def _locked(path: Path) -> IO[str]:
+        file = path.open("a+", encoding="utf-8", buffering=1 << 16)
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            header = file.readline().split()
+            file.close()
+            pid = f" (pid {header[1]})" if len(header) > 1 else ""
+            raise JournalLockedError(f"{path}: another mip6d{pid} is running with this control socket") from None
+        return file
+
+    def leftovers(self) -> list[Entry]:
+        """The entries a daemon recorded and did not end, oldest first."""
+        self._file.seek(0)
+        live: dict[int, Entry] = {}
+        for number, line in enumerate(self._file, 1):
+            fields = line.rstrip("\n").split("\t")
+            try:
+                if fields[0] == "+":
+                    live[int(fields[1])] = Entry(fields[4], int(fields[2]), bytes.fromhex(fields[3]))
+                elif fields[0] == "r":
+                    live[int(fields[1])] = Entry(fields[3], restore=tuple(json.loads(fields[2])))
+                elif fields[0] == "-":
+                    live.pop(int(fields[1]), None)
+                elif number > 1 or fields[0] != "mip6d":
+                    raise ValueError(f"unknown event {fields[0]!r}")
+            except (IndexError, ValueError) as err:  # e.g. the last line of a daemon killed while writing it
+                log.warning("%s:%d: unreadable entry skipped: %s", self.path, number, err)
+        return list(live.values())
+
+    def reset(self) -> None:
+        """Start an empty journal (after a recovery, or once the ledger is unwound)."""
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"mip6d\t{os.getpid()}\n")
+        self._file.flush()
+        self._ended = 0
+
+    def record(self, entry: Entry) -> None:
+        self._serial += 1
+        entry.serial = self._serial
+        self._file.write(entry.line())
+
+    def forget(self, entry: Entry, live: Mapping[Any, Entry]) -> None:
+        """`entry` ended; `live` is the whole ledger, for compaction."""
+        self._file.write(f"-\t{entry.serial}\n")
+        self._ended += 1
+        if self._ended > COMPACT_AFTER and self._ended > len(live):
+            self._rewrite(live.values())
+
+    def _rewrite(self, live: Iterable[Entry]) -> None:
+        """The live entries only, into a new file locked before it takes the name."""
+        new = self.path.with_name(self.path.name + ".new")
+        with contextlib.suppress(FileNotFoundError):
+            new.unlink()
+        file = self._locked(new)
+        file.write(f"mip6d\t{os.getpid()}\n")
+        for entry in live:
+            file.write(entry.line())
+        file.flush()
+        os.replace(new, self.path)
+        self._file.close()
+        self._file, self._ended = file, 0
+
+    def sync(self) -> None:
+        """Hand what is written to the kernel: it then survives the process."""
+        self._file.flush()
+
+    def close(self) -> None:
+        """A clean stop: nothing is left to remove, so no journal stays behind."""
+        self.path.unlink(missing_ok=True)
+        self._file.close()
