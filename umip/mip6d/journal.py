@@ -39,7 +39,9 @@ class Entry:
     serial: int = 0
 
     def line(self) -> str:
-        what = " ".join(self.what.split())
+        what = self.what
+        if "\n" in what or "\t" in what:  # never in what the daemon builds; the format needs it
+            what = " ".join(what.split())
         if self.restore:
             return f"r\t{self.serial}\t{json.dumps(list(self.restore))}\t{what}\n"
         return f"+\t{self.serial}\t{self.protocol}\t{self.request.hex()}\t{what}\n"
