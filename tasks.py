@@ -13,7 +13,7 @@ from invoke import Collection, Context, task
 
 from iro_pipeline import bench as bench_mod
 from iro_pipeline import build as build_mod
-from iro_pipeline import checkseries, kconfig, patches, steps, testrun, vm
+from iro_pipeline import checkseries, insncount, kconfig, patches, steps, testrun, vm
 from iro_pipeline import source as kernel_sources
 from iro_pipeline.daemon_deb import build_daemon_deb
 from iro_pipeline.errors import PipelineError
@@ -152,6 +152,15 @@ def bench_iro(c: Context, rounds: int = 10, icount: bool = False) -> None:
     sys.exit(result.exit_code)
 
 
+@task(help={"datagrams": "64-byte datagrams per flow and phase (default 20000)"})
+@one_line_errors
+def bench_iro_instructions(c: Context, datagrams: int = 20_000) -> None:
+    """In a guest whose instructions a QEMU plugin counts: the exact kernel instructions per datagram
+    of bench.iro's flows (plain, remapped with a sub-policy, one policy, sender's share), and the
+    kernel functions that make the difference. No sampling: the same kernel gives the same figures."""
+    sys.exit(insncount.run(guest_script("bench_iro_instructions.py"), {"IRO_BENCH_DATAGRAMS": str(datagrams)}))
+
+
 @task(help={"timeout": "seconds before the guest counts as hung (default 4200; 3x with --icount)",
             "icount": "one vCPU whose clock counts instructions (1 ns each): rates in guest seconds do not "
                       "depend on the host's load, and the simulator shares the CPU with the daemon"})
@@ -212,6 +221,7 @@ kernel.add_task(kernel_check_series, "check-series")
 bench = Collection("bench")
 bench.add_task(bench_pipeline, "pipeline")
 bench.add_task(bench_iro, "iro")
+bench.add_task(bench_iro_instructions, "iro-instructions")
 bench.add_task(bench_mip6d, "mip6d")
 daemon = Collection("daemon")
 daemon.add_task(daemon_deb, "deb")

@@ -46,25 +46,36 @@ class VmResult:
 
 def kernel_from_dist(dist: Path = DIST) -> Path:
     """Extract the vmlinuz from dist/'s linux-image package, once per package."""
+    return _from_image(dist, "vmlinuz")
+
+
+def system_map_from_dist(dist: Path = DIST) -> Path:
+    """The System.map of dist/'s kernel: its symbols' addresses (the vm profile has no KASLR)."""
+    return _from_image(dist, "System.map")
+
+
+def _from_image(dist: Path, name: str) -> Path:
+    """/boot/NAME-* from dist/'s linux-image package, extracted once per package."""
     images = sorted(dist.glob("linux-image-*.deb"))
     images = [d for d in images if "-dbg_" not in d.name]
     if not images:
         raise PipelineError(f"no linux-image package in {dist}: run './iro build' first")
     deb = images[-1]
     stat = deb.stat()  # a rebuild keeps the package name: key on its identity too
-    target = cache_root() / "vm" / "kernels" / f"{deb.stem}-{stat.st_size}-{stat.st_mtime_ns}.vmlinuz"
+    target = cache_root() / "vm" / "kernels" / f"{deb.stem}-{stat.st_size}-{stat.st_mtime_ns}.{name}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             steps.capture(["dpkg-deb", "-x", deb, tmp])
-            found = list(Path(tmp, "boot").glob("vmlinuz-*"))
+            found = list(Path(tmp, "boot").glob(f"{name}-*"))
             if not found:
-                raise PipelineError(f"{deb.name}: no /boot/vmlinuz-* inside")
+                raise PipelineError(f"{deb.name}: no /boot/{name}-* inside")
             found[0].replace(target)
     return target
 
 
-def _qemu_argv(kernel: Path, accel: str, run_dir: Path, memory: str, smp: int) -> list[str]:
+def _qemu_argv(kernel: Path, accel: str, run_dir: Path, memory: str, smp: int,
+               plugin: str | None = None) -> list[str]:
     cmdline = " ".join([
         "console=ttyS0", "earlyprintk=serial,ttyS0,115200", "root=/dev/root", "rootfstype=9p",
         "rootflags=trans=virtio,version=9p2000.L,msize=512000", "ro",
@@ -83,6 +94,8 @@ def _qemu_argv(kernel: Path, accel: str, run_dir: Path, memory: str, smp: int) -
         "-display", "none", "-no-reboot", "-nodefaults", "-kernel", str(kernel), "-append", cmdline,
         "-serial", f"file:{run_dir / 'console.log'}", "-serial", f"file:{run_dir / 'output.log'}",
     ]
+    if plugin:
+        argv += ["-plugin", plugin]
     for index, (tag, path, readonly) in enumerate(shares):
         ro = ",readonly=on" if readonly else ""
         argv += ["-fsdev", f"local,id=fs{index},path={path},security_model=none{ro}",
@@ -132,8 +145,10 @@ def boot(
     smp: int = 2,
     env: dict[str, str] | None = None,
     echo: bool = True,
+    plugin: str | None = None,
 ) -> VmResult:
-    """Run a shell command in a fresh guest and return its exit code and logs."""
+    """Run a shell command in a fresh guest and return its exit code and logs.
+    `plugin` is a TCG plugin with its arguments, as QEMU's -plugin takes them."""
     require(VM_TOOLS)
     kernel = kernel or kernel_from_dist()
     accel = accel or choose_accel(kernel)
@@ -153,7 +168,7 @@ def boot(
     latest = runs.parent / "latest"
     latest.unlink(missing_ok=True)
     latest.symlink_to(run_dir)
-    argv = _qemu_argv(kernel, accel, run_dir, memory, smp)
+    argv = _qemu_argv(kernel, accel, run_dir, memory, smp, plugin)
     (run_dir / "qemu.argv").write_text(shlex.join(argv) + "\n")
     stop = threading.Event()
     follower = threading.Thread(target=_follow, args=(run_dir / "output.log", stop, echo), daemon=True)

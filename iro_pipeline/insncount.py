@@ -1,0 +1,121 @@
+"""Exact instructions per kernel function, counted by the insncount TCG plugin
+(qemu/insncount.c) in a guest on one vCPU, between marks the guest script sets
+with syncfs(2). Used by `./iro bench.iro-instructions` to show where a
+remapped datagram's extra work goes, without sampling noise."""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import hashlib
+import json
+import statistics
+import time
+from pathlib import Path
+
+from . import steps, vm
+from .errors import PipelineError
+from .paths import REPO, cache_root
+
+PLUGIN_SOURCE = REPO / "qemu" / "insncount.c"
+TRIGGER = "__x64_sys_syncfs"
+KERNEL_SPACE = 0xFFFF800000000000
+USER = "[user space]"
+
+
+def build_plugin() -> Path:
+    """The plugin, compiled once per version of its source."""
+    digest = hashlib.sha256(PLUGIN_SOURCE.read_bytes()).hexdigest()[:12]
+    target = cache_root() / "qemu-plugins" / f"insncount-{digest}.so"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        steps.capture(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-fvisibility=hidden", "-o", target,
+                       PLUGIN_SOURCE])
+    return target
+
+
+class Symbols:
+    """Text symbols of a System.map, to name the function an address is in."""
+
+    def __init__(self, system_map: Path) -> None:
+        found = []
+        for line in system_map.read_text().splitlines():
+            address, kind, name = line.split()[:3]
+            if kind in "tTwW":
+                found.append((int(address, 16), name))
+        found.sort()
+        self.addresses = [a for a, _ in found]
+        self.names = [n for _, n in found]
+
+    def address(self, name: str) -> int:
+        try:
+            return self.addresses[self.names.index(name)]
+        except ValueError:
+            raise PipelineError(f"no symbol {name} in the kernel's System.map") from None
+
+    def function(self, address: int) -> str:
+        if address < KERNEL_SPACE:
+            return USER
+        index = bisect.bisect_right(self.addresses, address) - 1
+        return self.names[index] if index >= 0 else hex(address)
+
+
+def snapshots(path: Path, symbols: Symbols) -> list[collections.Counter[str]]:
+    """The plugin's snapshots, instructions by function."""
+    found: list[collections.Counter[str]] = []
+    for line in path.read_text().splitlines():
+        if line.startswith("snapshot"):
+            found.append(collections.Counter())
+            continue
+        address, count = line.split()
+        found[-1][symbols.function(int(address, 16))] += int(count)
+    return found
+
+
+def report(counts: list[collections.Counter[str]], phases: list[str], datagrams: int, rows: int = 14) -> str:
+    """Per flow: instructions per datagram, kernel and user, and the functions whose
+    count differs most from the first flow's (the baseline)."""
+    if len(counts) < len(phases):
+        raise PipelineError(f"the plugin wrote {len(counts)} snapshots for {len(phases)} phases")
+    by_kind: dict[str, list[collections.Counter[str]]] = collections.defaultdict(list)
+    for phase, count in zip(phases, counts, strict=False):
+        if phase != "start":
+            by_kind[phase].append(count)
+
+    def per_datagram(kind: str, function: str) -> float:
+        return statistics.mean(c[function] for c in by_kind[kind]) / datagrams
+
+    def kernel(kind: str) -> float:
+        return statistics.mean(c.total() - c[USER] for c in by_kind[kind]) / datagrams
+
+    base = next(iter(by_kind))
+    lines = [f"instructions per 64-byte datagram, sender and receiver together, mean of "
+             f"{len(by_kind[base])} phases of {datagrams} datagrams per flow:",
+             f"  {'flow':22s} {'kernel':>9s} {'vs ' + base:>12s} {'user space':>11s}  (phases: kernel)"]
+    for kind in by_kind:
+        each = ", ".join(f"{(c.total() - c[USER]) / datagrams:.0f}" for c in by_kind[kind])
+        lines.append(f"  {kind:22s} {kernel(kind):9.0f} {kernel(kind) - kernel(base):+12.0f} "
+                     f"{per_datagram(kind, USER):11.0f}  ({each})")
+    for kind in list(by_kind)[1:]:
+        functions = set().union(*by_kind[kind], *by_kind[base]) - {USER}
+        diff = {f: per_datagram(kind, f) - per_datagram(base, f) for f in functions}
+        lines.append(f"{kind} - {base}, by kernel function (instructions per datagram):")
+        for function, d in sorted(diff.items(), key=lambda kv: -abs(kv[1]))[:rows]:
+            lines.append(f"  {d:+8.1f}  {per_datagram(base, function):8.1f} -> {per_datagram(kind, function):8.1f}  "
+                         f"{function}")
+    return "\n".join(lines)
+
+
+def run(command: str, env: dict[str, str]) -> int:
+    """Boot the guest with the plugin, run `command`, print the report."""
+    symbols = Symbols(vm.system_map_from_dist())
+    out = cache_root() / "vm" / "insncount" / f"{time.strftime('%Y%m%d-%H%M%S')}.counts"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plugin = f"{build_plugin()},trigger={symbols.address(TRIGGER):x},out={out}"
+    result = vm.boot(command, accel="icount", env=env, plugin=plugin, timeout=3600)
+    if result.exit_code:
+        return result.exit_code
+    marks = json.loads((result.output.parent / "share" / "phases.json").read_text())
+    print(report(snapshots(out, symbols), marks["phases"], marks["datagrams"]))
+    print(f"counts: {out}")
+    return 0
