@@ -173,6 +173,15 @@ def bench_mip6d(c: Context, timeout: float = 4200, icount: bool = False) -> None
     sys.exit(result.exit_code)
 
 
+@task(help={"count": "hypothesis examples (default 100000)"})
+@one_line_errors
+def fuzz_codec(c: Context, count: int = 100_000) -> None:
+    """Fuzz the Mobility Header codec on the host (tests/host/fuzz_mh_codec.py, derandomized):
+    no exception may escape, and every message that decodes is encoded and decoded to itself."""
+    c.run(shlex.join([sys.executable, str(Path(__file__).parent / "tests/host/fuzz_mh_codec.py"),
+                      "--count", str(count)]), pty=False)
+
+
 @task(help={"count": "inputs per mode (default 100000)", "mode": "classic, iro or both (default both)"})
 @one_line_errors
 def fuzz_mip6d(c: Context, count: int = 100_000, mode: str = "both") -> None:
@@ -227,4 +236,4 @@ daemon = Collection("daemon")
 daemon.add_task(daemon_deb, "deb")
 vm_ns = Collection("vm")
 vm_ns.add_task(vm_run, "run")
-ns = Collection(build, test, lint, fuzz, fuzz_mip6d, clean, kernel, daemon, bench, vm_ns)
+ns = Collection(build, test, lint, fuzz, fuzz_codec, fuzz_mip6d, clean, kernel, daemon, bench, vm_ns)

@@ -72,23 +72,25 @@ class FileJournal(Journal):
 
     @staticmethod
     def _locked(path: Path) -> IO[str]:
-        file = path.open("a+", encoding="utf-8", buffering=1 << 16)
+        # write-only: a text stream that can also read costs a seek per write
+        file = path.open("a", encoding="utf-8", buffering=1 << 16)
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            file.seek(0)
-            header = file.readline().split()
             file.close()
+            with path.open(encoding="utf-8", errors="replace") as held:
+                header = held.readline().split()
             pid = f" (pid {header[1]})" if len(header) > 1 else ""
             raise JournalLockedError(f"{path}: another mip6d{pid} is running with this control socket") from None
         return file
 
     def leftovers(self) -> list[Entry]:
         """The entries a daemon recorded and did not end, oldest first."""
-        self._file.seek(0)
         live: dict[int, Entry] = {}
-        for number, line in enumerate(self._file, 1):
-            fields = line.rstrip("\n").split("\t")
+        for number, line in enumerate(self.path.read_text(encoding="utf-8", errors="replace").split("\n"), 1):
+            if not line:
+                continue
+            fields = line.split("\t")
             try:
                 if fields[0] == "+":
                     live[int(fields[1])] = Entry(fields[4], int(fields[2]), bytes.fromhex(fields[3]))
