@@ -204,3 +204,50 @@ def test_home_addresses_sharing_reqids_keep_their_own_tunnel_sas_and_hashed_poli
     finally:
         assert daemon.stop() == 0
     assert ha.xfrm.policy_hash_thresholds6() == (128, 128)  # restored at shutdown
+
+
+def test_a_first_binding_does_not_take_the_tunnel_sas_of_another_mn_sharing_its_reqids(hosts, tmp_path: Path) -> None:
+    """Tunnel SAs installed outside the daemon (as an IKE daemon would), with the
+    reqids that one IPsecPolicySet gives two HoAs: only the second MN's SAs exist yet.
+    The first MN's binding must not migrate them, being the only ones with those reqids."""
+    spi_tnl2_toha, spi_tnl2_tomn = 0x3100, 0x3101
+    keys2 = ml.keys_file(payload=False) + (
+        f"add {HOA2} {ml.HA} esp {SPI_MN2_HA:#x} -m transport -u {ml.REQ_BU} -E aes-gcm-16 {ml.KEY};\n"
+        f"add {ml.HA} {HOA2} esp {SPI_HA_MN2:#x} -m transport -u {ml.REQ_BA} -E aes-gcm-16 {ml.KEY2};\n")
+    config = (f"NodeConfig HA;\nDebugLevel 1;\nUseMnHaIPsec enabled;\nUseMnHaIRO enabled;\n"
+              f"HaMaxBindingLife 60;\nInterface \"ha0\";\n"
+              f"IPsecPolicySet {{\n    HomeAgentAddress {ml.HA};\n    HomeAddress {ml.HOA}/64;\n"
+              f"    HomeAddress {HOA2}/64;\n    IPsecPolicy HomeRegBinding UseESP {ml.REQ_BU} {ml.REQ_BA};\n"
+              f"    IPsecPolicy TunnelPayload UseESP {ml.REQ_TNL_TOHA} {ml.REQ_TNL_TOMN};\n}}\n")
+    mn, ha = ml.direct_pair(hosts)
+    for state in parse_keys(keys2):
+        mn.xfrm.add_state(bound_to_addresses(state))
+    for hoa in (ml.HOA, HOA2):
+        mn_side(mn, ipsec.IRO, hoa, (ml.REQ_BU, ml.REQ_BA))
+    outside = (f"add {HOA2} {ml.HA} esp {spi_tnl2_toha:#x} -m tunnel -u {ml.REQ_TNL_TOHA} -E aes-gcm-16 {ml.KEY};\n"
+               f"add {ml.HA} {HOA2} esp {spi_tnl2_tomn:#x} -m tunnel -u {ml.REQ_TNL_TOMN} -E aes-gcm-16 {ml.KEY2};\n")
+    for state in parse_keys(outside):
+        ha.xfrm.add_state(state)  # the second MN's, at its HoA
+    assert ha.xfrm.get_state(HOA2, spi_tnl2_tomn).src == ml.HA
+    (tmp_path / "ha.conf").write_text(config)
+    (tmp_path / "ha.keys").write_text(keys2)
+    daemon = ml.Daemon(ha, tmp_path / "ha.conf", tmp_path / "ha.keys", tmp_path / "ha.ctl", tmp_path / "ha.log")
+    daemon.start()
+    try:
+        for seq, hoa in enumerate((ml.HOA, HOA2), start=1):
+            sock = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
+            sock.bind((hoa, 0))
+            sock.sendto(bu(seq, hoa=hoa), (ml.HA, 0))
+            sock.settimeout(10)
+            data, addr = sock.recvfrom(2048)
+            ba = decode(data, addr[0], hoa)
+            assert isinstance(ba, BindingAcknowledgement) and ba.status == BaStatus.ACCEPTED, (hoa, ba)
+            sock.close()
+            if hoa == ml.HOA:  # the first MN bound: the second MN's SAs stay where they were
+                back = ha.xfrm.get_state(HOA2, spi_tnl2_tomn)
+                assert (back.src, back.dst) == (ml.HA, HOA2)
+        # the second MN bound: its SAs followed it to its CoA
+        out, back = ha.xfrm.get_state(ml.HA, spi_tnl2_toha), ha.xfrm.get_state(COA, spi_tnl2_tomn)
+        assert (out.src, out.dst, back.src, back.dst) == (COA, ml.HA, ml.HA, COA)
+    finally:
+        assert daemon.stop() == 0

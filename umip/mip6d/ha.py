@@ -411,7 +411,7 @@ class HomeAgent:
         """Where the peer's tunnel SAs point: where this daemon moved them, or before its
         first binding where the keys put them. The reqids of one IPsecPolicySet are shared
         by its HoAs, so the SAs are told apart by address: each MN's start at its HoA, or
-        are the only ones with that reqid. One dump of the SAs serves every peer (a dump
+        are the only ones with that reqid that start at no other MN's HoA. One dump of the SAs serves every peer (a dump
         per first binding costs O(SAs) each); a reqid not seen yet dumps again."""
         if peer.sa_end:
             return peer.sa_end
@@ -425,6 +425,7 @@ class HomeAgent:
         ends = self._tunnel_ends.get(peer.reqid_tomn, set())
         if peer.hoa in ends:
             return peer.hoa
+        ends = {end for end in ends if end not in self.peers}  # SAs at another MN's HoA are that MN's
         return next(iter(ends)) if len(ends) == 1 else None
 
     async def _expire_loop(self) -> None:
