@@ -2,9 +2,9 @@
 /*
  * A QEMU TCG plugin (plugin API version 1, QEMU 7.2 as in Debian 12) that
  * counts the instructions the guest executes, per translation block start
- * address. Each time the block at trigger=ADDR runs (e.g. ksys_sync, which a
- * guest `sync` enters), it appends a snapshot of the counts since the last
- * one to out=FILE, so the guest marks the phases to compare. Exact and
+ * address. Each time the block at trigger=ADDR runs (e.g. __x64_sys_syncfs,
+ * which a guest syncfs(2) enters), it appends a snapshot of the counts since
+ * the last one to out=FILE, so the guest marks the phases to compare. Exact and
  * deterministic: no sampling.
  *
  * The API's declarations are repeated here because Debian ships no

@@ -40,16 +40,40 @@ def test_a_second_daemon_cannot_take_a_held_journal(tmp_path: Path) -> None:
     FileJournal(tmp_path / "j").close()  # free again once closed
 
 
+def test_a_cut_off_last_line_is_skipped_even_if_it_would_parse(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    journal = FileJournal(tmp_path / "j")
+    journal.reset()
+    entries = [Entry(f"route {i}", 0, bytes([i])) for i in range(13)]
+    for entry in entries:
+        journal.record(entry)
+    journal._file.write("-\t1")  # "-\t12" cut short by the kill: ending entry 1 would leak its object
+    killed(journal)
+    with caplog.at_level(logging.WARNING):
+        left = FileJournal(tmp_path / "j").leftovers()
+    assert [e.what for e in left] == [e.what for e in entries]
+    assert f"{tmp_path / 'j'}:15: cut-off entry skipped" in caplog.text
+
+
 def test_an_unreadable_line_is_skipped_and_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     journal = FileJournal(tmp_path / "j")
     journal.reset()
     journal.record(Entry("proxy ND 2001:db8::1 on ha0", 0, b"\x05"))
-    journal._file.write("+\t2\t0\t0")  # the last line, cut short by the kill
+    journal._file.write('+\tx\t0\t00\tbad serial\nr\t3\t{"a": 1}\tnot a list\n')
     killed(journal)
     with caplog.at_level(logging.WARNING):
         left = FileJournal(tmp_path / "j").leftovers()
     assert [e.what for e in left] == ["proxy ND 2001:db8::1 on ha0"]
     assert f"{tmp_path / 'j'}:3: unreadable entry skipped" in caplog.text
+    assert f"{tmp_path / 'j'}:4: unreadable entry skipped: not a list of strings" in caplog.text
+
+
+def test_a_journal_kept_on_close_is_found_again(tmp_path: Path) -> None:
+    journal = FileJournal(tmp_path / "j")
+    journal.reset()
+    journal.record(Entry("tunnel mip6ha1", 0, b"\x01"))
+    journal.close(remove=False)  # e.g. a recovery that failed: the next start tries again
+    assert [e.what for e in FileJournal(tmp_path / "j").leftovers()] == ["tunnel mip6ha1"]
 
 
 def test_ended_entries_are_compacted_away_and_the_lock_kept(tmp_path: Path) -> None:

@@ -79,8 +79,9 @@ class Daemon:
                 failures = kernel.run(kernel.kernel.recover, left)
             finally:
                 kernel.close()
-            log.warning("removed %d objects left by a mip6d that did not stop cleanly (journal %s)",
-                        len(left) - len(failures), self.journal.path)
+            but = ", but for the failures below" if failures else ""
+            log.warning("removed or restored the %d objects left by a mip6d that did not stop cleanly "
+                        "(journal %s)%s", len(left), self.journal.path, but)
             for failure in failures:
                 log.error("recovery: %s", failure)
         self.journal.reset()
@@ -113,8 +114,10 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        recovered = False  # until then the journal is kept, for the next start to try again
         try:
             self._recover()
+            recovered = True
             await self._start_role()
             await self.control.start()
             log.info("mip6d %s running as %s (%s mode)", __version__, self.config.role.value,
@@ -124,7 +127,7 @@ class Daemon:
         finally:
             await self.control.stop()
             await self._stop_role()
-            self.journal.close()
+            self.journal.close(remove=recovered)
 
     async def reload(self) -> None:
         try:

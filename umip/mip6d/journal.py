@@ -72,42 +72,65 @@ class FileJournal(Journal):
 
     @staticmethod
     def _locked(path: Path) -> IO[str]:
-        # write-only: a text stream that can also read costs a seek per write
-        file = path.open("a", encoding="utf-8", buffering=1 << 16)
-        try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.close()
-            with path.open(encoding="utf-8", errors="replace") as held:
-                header = held.readline().split()
-            pid = f" (pid {header[1]})" if len(header) > 1 else ""
-            raise JournalLockedError(f"{path}: another mip6d{pid} is running with this control socket") from None
-        return file
+        """`path`, opened and locked; the file locked is the one the path names
+        (a compaction or a clean stop may replace or remove it while we wait)."""
+        for _ in range(10):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            # write-only for Python (reads use os.pread): a stream that can also read seeks per write
+            file = open(fd, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                file.close()
+                header = path.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0].split()
+                pid = f" (pid {header[1]})" if len(header) > 1 else ""
+                raise JournalLockedError(f"{path}: another mip6d{pid} is running with this control socket") \
+                    from None
+            held = os.fstat(fd)
+            with contextlib.suppress(FileNotFoundError):
+                named = os.stat(path)
+                if (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                    return file
+            file.close()  # replaced or removed meanwhile: lock the file the path names now
+        raise OSError(f"{path}: replaced over and over while being locked")
+
+    def _content(self) -> str:
+        """The locked file's content (not the path's, which a rival could have replaced)."""
+        self._file.flush()
+        fd, chunks, offset = self._file.fileno(), [], 0
+        while chunk := os.pread(fd, 1 << 20, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks).decode("utf-8", errors="replace")
 
     def leftovers(self) -> list[Entry]:
         """The entries a daemon recorded and did not end, oldest first."""
         live: dict[int, Entry] = {}
-        for number, line in enumerate(self.path.read_text(encoding="utf-8", errors="replace").split("\n"), 1):
-            if not line:
-                continue
+        lines = self._content().split("\n")
+        if lines[-1]:  # no newline at the end: the writer was killed mid-line, so that line is not whole
+            log.warning("%s:%d: cut-off entry skipped", self.path, len(lines))
+        for number, line in enumerate(lines[:-1], 1):
             fields = line.split("\t")
             try:
                 if fields[0] == "+":
                     live[int(fields[1])] = Entry(fields[4], int(fields[2]), bytes.fromhex(fields[3]))
                 elif fields[0] == "r":
-                    live[int(fields[1])] = Entry(fields[3], restore=tuple(json.loads(fields[2])))
+                    restore = json.loads(fields[2])
+                    if not (isinstance(restore, list) and all(isinstance(v, str) for v in restore)):
+                        raise ValueError(f"not a list of strings: {fields[2]}")
+                    live[int(fields[1])] = Entry(fields[3], restore=tuple(restore))
                 elif fields[0] == "-":
                     live.pop(int(fields[1]), None)
                 elif number > 1 or fields[0] != "mip6d":
                     raise ValueError(f"unknown event {fields[0]!r}")
-            except (IndexError, ValueError) as err:  # e.g. the last line of a daemon killed while writing it
+            except (IndexError, ValueError) as err:
                 log.warning("%s:%d: unreadable entry skipped: %s", self.path, number, err)
         return list(live.values())
 
     def reset(self) -> None:
         """Start an empty journal (after a recovery, or once the ledger is unwound)."""
-        self._file.seek(0)
-        self._file.truncate()
+        self._file.flush()
+        os.ftruncate(self._file.fileno(), 0)
         self._file.write(f"mip6d\t{os.getpid()}\n")
         self._file.flush()
         self._ended = 0
@@ -142,7 +165,9 @@ class FileJournal(Journal):
         """Hand what is written to the kernel: it then survives the process."""
         self._file.flush()
 
-    def close(self) -> None:
-        """A clean stop: nothing is left to remove, so no journal stays behind."""
-        self.path.unlink(missing_ok=True)
+    def close(self, remove: bool = True) -> None:
+        """Release the journal; `remove` after a clean stop, when nothing is left to remove.
+        The lock is held until the file is gone, so no rival reads a journal being removed."""
+        if remove:
+            self.path.unlink(missing_ok=True)
         self._file.close()

@@ -152,7 +152,7 @@ class Kernel:
             send_pending()
             try:
                 self._restore(*entry.restore)
-            except (OSError, XfrmError, ValueError) as err:
+            except (OSError, XfrmError, ValueError, IndexError) as err:  # IndexError: a damaged journal entry
                 failures.append(f"{entry.what}: {err}")
         send_pending()
         self.journal.reset()

@@ -84,10 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: {config.role.value}, {mode_of(config).name} mode, kernel {os.uname().release}: ok")
         return 0
     try:  # before detaching, so that a second daemon on this socket says why it cannot start
+        Path(args.control).parent.mkdir(parents=True, exist_ok=True)
         journal = FileJournal(Path(f"{args.control}.journal"))
-    except (JournalLockedError, OSError) as err:
+    except JournalLockedError as err:
         print(f"mip6d: {err}", file=sys.stderr)
         return 4
+    except OSError as err:
+        print(f"mip6d: crash journal: {err}", file=sys.stderr)
+        return 1
     if not args.foreground:
         detach()
     setup_logging(config.debug_level if args.debug is None else args.debug, args.syslog or not args.foreground)
