@@ -159,6 +159,29 @@ def test_fuzzed_mh_leaves_the_ha_running_and_its_cache_alone(tmp_path: Path) -> 
     assert result["failures"] == [] and result["reached_daemon"] > 50, result
 
 
+def shared_policy_set_config() -> str:
+    """A HA whose one IPsecPolicySet covers HOA and HOA2, so they share its reqids."""
+    return (f"NodeConfig HA;\nDebugLevel 1;\nUseMnHaIPsec enabled;\nUseMnHaIRO enabled;\n"
+            f"HaMaxBindingLife 60;\nInterface \"ha0\";\n"
+            f"IPsecPolicySet {{\n    HomeAgentAddress {ml.HA};\n    HomeAddress {ml.HOA}/64;\n"
+            f"    HomeAddress {HOA2}/64;\n    IPsecPolicy HomeRegBinding UseESP {ml.REQ_BU} {ml.REQ_BA};\n"
+            f"    IPsecPolicy TunnelPayload UseESP {ml.REQ_TNL_TOHA} {ml.REQ_TNL_TOMN};\n}}\n")
+
+
+def register(mn: Host, hoa: str, seq: int) -> None:
+    """A BU from `hoa` through its SA, and the BA that accepts it."""
+    sock = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
+    try:
+        sock.bind((hoa, 0))
+        sock.sendto(bu(seq, hoa=hoa), (ml.HA, 0))
+        sock.settimeout(10)
+        data, addr = sock.recvfrom(2048)
+    finally:
+        sock.close()
+    ba = decode(data, addr[0], hoa)
+    assert isinstance(ba, BindingAcknowledgement) and ba.status == BaStatus.ACCEPTED, (hoa, ba)
+
+
 def test_home_addresses_sharing_reqids_keep_their_own_tunnel_sas_and_hashed_policies(hosts, tmp_path: Path) -> None:
     """One IPsecPolicySet for two HoAs: its TunnelPayload reqids are shared, each MN's
     tunnel SAs start at its HoA, and each first binding migrates that MN's SAs (and no
@@ -169,11 +192,7 @@ def test_home_addresses_sharing_reqids_keep_their_own_tunnel_sas_and_hashed_poli
         f"add {ml.HA} {HOA2} esp {SPI_HA_MN2:#x} -m transport -u {ml.REQ_BA} -E aes-gcm-16 {ml.KEY2};\n"
         f"add {HOA2} {ml.HA} esp {spi_tnl2_toha:#x} -m tunnel -u {ml.REQ_TNL_TOHA} -E aes-gcm-16 {ml.KEY};\n"
         f"add {ml.HA} {HOA2} esp {spi_tnl2_tomn:#x} -m tunnel -u {ml.REQ_TNL_TOMN} -E aes-gcm-16 {ml.KEY2};\n")
-    config = (f"NodeConfig HA;\nDebugLevel 1;\nUseMnHaIPsec enabled;\nUseMnHaIRO enabled;\n"
-              f"HaMaxBindingLife 60;\nInterface \"ha0\";\n"
-              f"IPsecPolicySet {{\n    HomeAgentAddress {ml.HA};\n    HomeAddress {ml.HOA}/64;\n"
-              f"    HomeAddress {HOA2}/64;\n    IPsecPolicy HomeRegBinding UseESP {ml.REQ_BU} {ml.REQ_BA};\n"
-              f"    IPsecPolicy TunnelPayload UseESP {ml.REQ_TNL_TOHA} {ml.REQ_TNL_TOMN};\n}}\n")
+    config = shared_policy_set_config()
     mn, ha = ml.direct_pair(hosts)
     for state in parse_keys(keys2):
         if state.mode == 0:  # the MN side needs only the signaling SAs here
@@ -189,14 +208,7 @@ def test_home_addresses_sharing_reqids_keep_their_own_tunnel_sas_and_hashed_poli
         # the binding policies (a /128 on the MN's side only) are hashed, not on the inexact list
         assert ha.xfrm.policy_hash_thresholds6() == (0, 128)
         for seq, hoa in enumerate((ml.HOA, HOA2), start=1):
-            sock = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
-            sock.bind((hoa, 0))
-            sock.sendto(bu(seq, hoa=hoa), (ml.HA, 0))
-            sock.settimeout(10)
-            data, addr = sock.recvfrom(2048)
-            ba = decode(data, addr[0], hoa)
-            assert isinstance(ba, BindingAcknowledgement) and ba.status == BaStatus.ACCEPTED, (hoa, ba)
-            sock.close()
+            register(mn, hoa, seq)
         for toha, tomn in ((ml.SPI_TNL_TOHA, ml.SPI_TNL_TOMN), (spi_tnl2_toha, spi_tnl2_tomn)):
             out, back = ha.xfrm.get_state(ml.HA, toha), ha.xfrm.get_state(COA, tomn)
             assert (out.src, out.dst, back.src, back.dst) == (COA, ml.HA, ml.HA, COA), hex(toha)
@@ -214,11 +226,7 @@ def test_a_first_binding_does_not_take_the_tunnel_sas_of_another_mn_sharing_its_
     keys2 = ml.keys_file(payload=False) + (
         f"add {HOA2} {ml.HA} esp {SPI_MN2_HA:#x} -m transport -u {ml.REQ_BU} -E aes-gcm-16 {ml.KEY};\n"
         f"add {ml.HA} {HOA2} esp {SPI_HA_MN2:#x} -m transport -u {ml.REQ_BA} -E aes-gcm-16 {ml.KEY2};\n")
-    config = (f"NodeConfig HA;\nDebugLevel 1;\nUseMnHaIPsec enabled;\nUseMnHaIRO enabled;\n"
-              f"HaMaxBindingLife 60;\nInterface \"ha0\";\n"
-              f"IPsecPolicySet {{\n    HomeAgentAddress {ml.HA};\n    HomeAddress {ml.HOA}/64;\n"
-              f"    HomeAddress {HOA2}/64;\n    IPsecPolicy HomeRegBinding UseESP {ml.REQ_BU} {ml.REQ_BA};\n"
-              f"    IPsecPolicy TunnelPayload UseESP {ml.REQ_TNL_TOHA} {ml.REQ_TNL_TOMN};\n}}\n")
+    config = shared_policy_set_config()
     mn, ha = ml.direct_pair(hosts)
     for state in parse_keys(keys2):
         mn.xfrm.add_state(bound_to_addresses(state))
@@ -235,14 +243,7 @@ def test_a_first_binding_does_not_take_the_tunnel_sas_of_another_mn_sharing_its_
     daemon.start()
     try:
         for seq, hoa in enumerate((ml.HOA, HOA2), start=1):
-            sock = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
-            sock.bind((hoa, 0))
-            sock.sendto(bu(seq, hoa=hoa), (ml.HA, 0))
-            sock.settimeout(10)
-            data, addr = sock.recvfrom(2048)
-            ba = decode(data, addr[0], hoa)
-            assert isinstance(ba, BindingAcknowledgement) and ba.status == BaStatus.ACCEPTED, (hoa, ba)
-            sock.close()
+            register(mn, hoa, seq)
             if hoa == ml.HOA:  # the first MN bound: the second MN's SAs stay where they were
                 back = ha.xfrm.get_state(HOA2, spi_tnl2_tomn)
                 assert (back.src, back.dst) == (ml.HA, HOA2)
