@@ -158,18 +158,23 @@ def bench_iro_instructions(c: Context, datagrams: int = 20_000) -> None:
     """In a guest whose instructions a QEMU plugin counts: the exact kernel instructions per datagram
     of bench.iro's flows (plain, remapped with a sub-policy, one policy, sender's share), and the
     kernel functions that make the difference. No sampling: the same kernel gives the same figures."""
-    sys.exit(insncount.run(guest_script("bench_iro_instructions.py"), {"IRO_BENCH_DATAGRAMS": str(datagrams)}))
+    sys.exit(insncount.run(guest_script("bench_iro_instructions.py"), {"IRO_BENCH_DATAGRAMS": str(datagrams)},
+                           compare=True))
 
 
 @task(help={"timeout": "seconds before the guest counts as hung (default 4200; 3x with --icount)",
             "icount": "one vCPU whose clock counts instructions (1 ns each): rates in guest seconds do not "
-                      "depend on the host's load, and the simulator shares the CPU with the daemon"})
+                      "depend on the host's load, and the simulator shares the CPU with the daemon",
+            "instructions": "count every instruction by kernel function (a QEMU plugin; implies --icount) and "
+                            "print, per first registration and per refreshed BU, where they go"})
 @one_line_errors
-def bench_mip6d(c: Context, timeout: float = 4200, icount: bool = False) -> None:
+def bench_mip6d(c: Context, timeout: float = 4200, icount: bool = False, instructions: bool = False) -> None:
     """In the guest: the mobility daemon's benchmark (handover with netem, home agent scale); its
     options go after `--`: ./iro bench.mip6d -- --part scale --sizes 1000,4000 --perf"""
-    result = vm.boot(guest_script("bench_mip6d.py", *words_after_dashes()), timeout=timeout * (3 if icount else 1),
-                     accel="icount" if icount else None)
+    command = guest_script("bench_mip6d.py", *words_after_dashes())
+    if instructions:
+        sys.exit(insncount.run(command, {}, timeout=timeout * 3))
+    result = vm.boot(command, timeout=timeout * (3 if icount else 1), accel="icount" if icount else None)
     sys.exit(result.exit_code)
 
 

@@ -75,8 +75,7 @@ def snapshots(path: Path, symbols: Symbols) -> list[collections.Counter[str]]:
 def report(counts: list[collections.Counter[str]], phases: list[str], datagrams: int, rows: int = 14) -> str:
     """Per flow: instructions per datagram, kernel and user, and the functions whose
     count differs most from the first flow's (the baseline)."""
-    if len(counts) != len(phases) + 1:  # one more at the guest's exit: a stray syncfs would shift the phases
-        raise PipelineError(f"the plugin wrote {len(counts)} snapshots for {len(phases)} phases (and the exit)")
+    _check(counts, len(phases))
     by_kind: dict[str, list[collections.Counter[str]]] = collections.defaultdict(list)
     for phase, count in zip(phases, counts, strict=False):
         if phase != "start":
@@ -106,16 +105,44 @@ def report(counts: list[collections.Counter[str]], phases: list[str], datagrams:
     return "\n".join(lines)
 
 
-def run(command: str, env: dict[str, str]) -> int:
-    """Boot the guest with the plugin, run `command`, print the report."""
+def phase_report(counts: list[collections.Counter[str]], phases: list[dict[str, object]], rows: int = 20) -> str:
+    """Per phase that did countable work: instructions per unit, kernel and user space,
+    and its kernel functions with the most instructions per unit."""
+    _check(counts, len(phases))
+    lines = []
+    for phase, count in zip(phases, counts, strict=False):
+        units = int(phase["units"])  # type: ignore[call-overload]
+        if not units:
+            continue
+        kernel = count.total() - count[USER]
+        lines.append(f"{phase['label']}: {units} units; per unit {count.total() / units:,.0f} instructions, "
+                     f"{kernel / units:,.0f} in the kernel, {count[USER] / units:,.0f} in user space (all processes)")
+        kernel_only = collections.Counter({f: n for f, n in count.items() if f != USER})
+        for function, n in kernel_only.most_common(rows):
+            lines.append(f"  {n / units:12,.0f}  {function}")
+    return "\n".join(lines)
+
+
+def _check(counts: list[collections.Counter[str]], phases: int) -> None:
+    if len(counts) != phases + 1:  # one more at the guest's exit: a stray syncfs would shift the phases
+        raise PipelineError(f"the plugin wrote {len(counts)} snapshots for {phases} phases (and the exit)")
+
+
+def run(command: str, env: dict[str, str], compare: bool = False, timeout: float = 3600) -> int:
+    """Boot the guest with the plugin and marks on, run `command`, print the report:
+    flows compared with the first one (`compare`), or each phase's own counts."""
     symbols = Symbols(vm.system_map_from_dist())
     out = cache_root() / "vm" / "insncount" / f"{time.strftime('%Y%m%d-%H%M%S')}.counts"
     out.parent.mkdir(parents=True, exist_ok=True)
     plugin = f"{build_plugin()},trigger={symbols.address(TRIGGER):x},out={out}"
-    result = vm.boot(command, accel="icount", env=env, plugin=plugin, timeout=3600)
+    result = vm.boot(command, accel="icount", env={**env, "IRO_INSN_MARKS": "1"}, plugin=plugin, timeout=timeout)
     if result.exit_code:
         return result.exit_code
-    marks = json.loads((result.output.parent / "share" / "phases.json").read_text())
-    print(report(snapshots(out, symbols), marks["phases"], marks["datagrams"]))
+    phases = json.loads((result.output.parent / "share" / "phases.json").read_text())["phases"]
+    counts = snapshots(out, symbols)
+    if compare:
+        print(report(counts, [str(p["label"]) for p in phases], int(phases[-1]["units"])))
+    else:
+        print(phase_report(counts, phases))
     print(f"counts: {out}")
     return 0

@@ -69,3 +69,18 @@ def test_report_gives_instructions_per_datagram_and_the_difference(tmp_path: Pat
 def test_the_plugin_builds() -> None:
     plugin = insncount.build_plugin()
     assert plugin.exists() and plugin.stat().st_size > 0
+
+
+def test_phase_report_gives_each_counted_phase_per_unit(tmp_path: Path, symbols: insncount.Symbols) -> None:
+    (tmp_path / "counts").write_text(COUNTS)
+    counts = insncount.snapshots(tmp_path / "counts", symbols)
+    phases = [{"label": "set-up", "units": 0}, {"label": "first registrations", "units": 10},
+              {"label": "refreshes", "units": 5}]
+    text = insncount.phase_report(counts, phases).splitlines()
+    assert text[0] == ("first registrations: 10 units; per unit 68 instructions, 18 in the kernel, "
+                       "50 in user space (all processes)")
+    assert text[1].split() == ["18", "xfrm_selector_match"]
+    assert text[2].startswith("refreshes: 5 units; per unit 170 instructions, 70 in the kernel")
+    assert "set-up" not in "\n".join(text)
+    with pytest.raises(PipelineError, match="4 snapshots for 2 phases"):
+        insncount.phase_report(counts, phases[:2])

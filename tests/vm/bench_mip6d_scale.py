@@ -60,6 +60,7 @@ from bench_mip6d_netlink import (
     policy_template,
     state_template,
 )
+from insn_marks import mark
 from pyroute2 import netns
 
 from mip6d import ipsec
@@ -562,8 +563,10 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
             f"kernel: {states} SAs, {policies} policies")
 
         log(f"N={n} {mode.name}: first registrations, window {window}")
+        mark(f"N={n} {mode.name}: set-up")
         with kernel_profile(ha.pid, workdir / "ha.perf" if perf else None):
             first = sim.run_round(1, window, deadline)
+        mark(f"N={n} {mode.name}: first registrations (per BU)", first.accepted)
         time.sleep(1)
         mem1, rss1, cpu1, split1 = meminfo(), rss_kib(ha.pid), cpu_seconds(ha.pid), cpu_split(ha.pid)
         status = ha.ctl("status", timeout=120)
@@ -598,8 +601,10 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
         last_seq = 1
         for seq in range(2, 2 + refreshes):
             log(f"N={n} {mode.name}: refreshes, round {seq - 1} of {refreshes} (same CoA, sequence {seq})")
+            mark(f"N={n} {mode.name}: before refresh round {seq - 1}")
             with kernel_profile(ha.pid, workdir / f"ha-refresh-{seq}.perf" if perf and seq == 2 else None):
                 refresh = sim.run_round(seq, window, deadline)
+            mark(f"N={n} {mode.name}: refresh round {seq - 1} (per BU)", refresh.accepted)
             cpu2, rss2 = cpu_seconds(ha.pid), rss_kib(ha.pid)
             r = {**refresh.summary(), "ha_cpu_s": round(cpu2 - cpu1, 2),
                  "ha_cpu_ms_per_bu": round((cpu2 - cpu1) * 1000 / max(1, refresh.accepted), 2),
