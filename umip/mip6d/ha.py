@@ -411,8 +411,9 @@ class HomeAgent:
         """Where the peer's tunnel SAs point: where this daemon moved them, or before its
         first binding where the keys put them. The reqids of one IPsecPolicySet are shared
         by its HoAs, so the SAs are told apart by address: each MN's start at its HoA, or
-        are the only ones with that reqid that start at no other MN's HoA. One dump of the SAs serves every peer (a dump
-        per first binding costs O(SAs) each); a reqid not seen yet dumps again."""
+        are the only ones with that reqid that start at no other MN's HoA. One dump of the
+        SAs serves every peer (a dump per first binding costs O(SAs) each); a reqid not
+        seen yet dumps again."""
         if peer.sa_end:
             return peer.sa_end
         if k.installed_state_at(self.ha, peer.hoa, IPPROTO_ESP, XFRM_MODE_TUNNEL, peer.reqid_tomn):

@@ -24,6 +24,11 @@ log = logging.getLogger("mip6d.journal")
 COMPACT_AFTER = 4096  # ended entries before a rewrite is considered
 
 
+def _header() -> str:
+    """A journal's first line: whose it is (a rival's refusal names the pid)."""
+    return f"mip6d\t{os.getpid()}\n"
+
+
 class JournalLockedError(RuntimeError):
     """Another daemon holds the journal."""
 
@@ -131,7 +136,7 @@ class FileJournal(Journal):
         """Start an empty journal (after a recovery, or once the ledger is unwound)."""
         self._file.flush()
         os.ftruncate(self._file.fileno(), 0)
-        self._file.write(f"mip6d\t{os.getpid()}\n")
+        self._file.write(_header())
         self._file.flush()
         self._ended = 0
 
@@ -153,7 +158,7 @@ class FileJournal(Journal):
         with contextlib.suppress(FileNotFoundError):
             new.unlink()
         file = self._locked(new)
-        file.write(f"mip6d\t{os.getpid()}\n")
+        file.write(_header())
         for entry in live:
             file.write(entry.line())
         file.flush()

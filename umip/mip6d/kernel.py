@@ -54,6 +54,11 @@ class _Request:
     tolerate: frozenset[int] = _NO_GONE
 
 
+def _removal(entry: Entry) -> _Request:
+    """The request that removes a recorded netlink object; one already gone is fine."""
+    return _Request(entry.protocol, entry.request, entry.what, tolerate=GONE)
+
+
 class Kernel:
     """Kernel operations with an undo ledger."""
 
@@ -147,7 +152,7 @@ class Kernel:
         for key in reversed(list(self._undo)):
             entry = self._undo.pop(key)
             if not entry.restore:
-                self._pending.append(_Request(entry.protocol, entry.request, entry.what, tolerate=GONE))
+                self._pending.append(_removal(entry))
                 continue
             send_pending()
             try:
@@ -179,7 +184,7 @@ class Kernel:
         """Remove one recorded netlink object now (or with the batch); a vanished one is fine."""
         entry = self._forget(key)
         if entry is not None:
-            self._send(_Request(entry.protocol, entry.request, entry.what, tolerate=GONE))
+            self._send(_removal(entry))
 
     def _do(self, what: str, action: Callable[[], T]) -> T:
         """A pyroute2 request, after everything pending."""
