@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from scapy.layers.inet import UDP
 from scapy.layers.inet6 import (
     MIP6MH_BU,
     ICMPv6DestUnreach,
@@ -138,6 +139,44 @@ def test_handover_updates_coa_in_place(hosts, tmp_path: Path) -> None:
     assert (wire_bu[IPv6].src, wire_ba[IPv6].dst) == (COA2, COA2)
     assert bu_cmsgs[IPV6_IROSRC] == COA2 and ba_cmsgs[IPV6_IRODST] == COA2
     assert f"coa {COA2}" in lab.mn.ip_xfrm("state") and f"coa {COA}\n" not in lab.mn.ip_xfrm("state")
+
+
+def test_two_remap_states_rewrite_both_addresses(hosts, tmp_path: Path) -> None:
+    """Traffic between two mobile nodes is remapped at both ends. The ESP layer of
+    the bundle applies the first remap state (patch 15); the second gets a layer."""
+    lab = iro_lab(hosts)
+    peer_coa = "2001:db8:200::2"
+    lab.ha.add_address("ha0", peer_coa)
+    udp = Selector.host(HOA, HA, proto=17)
+    lab.mn.xfrm.add_state(iro_state(HOA, HA, XFRM_PROTO_IRO_DST, peer_coa))
+    lab.mn.xfrm.add_policy(Policy(udp, XFRM_POLICY_OUT, [Template()]))
+    both = [Template(XFRM_PROTO_IRO_SRC, RO), Template(XFRM_PROTO_IRO_DST, RO)]
+    lab.mn.xfrm.add_policy(Policy(udp, XFRM_POLICY_OUT, both, sub=True))
+    cap = Capture(lab.mn, "mn0", tmp_path / "both.pcap")
+    tx = lab.mn.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    tx.bind((HOA, 0))
+    tx.sendto(b"to a mobile peer", (HA, 9))
+    tx.close()
+    wire, = esp_packets(cap.stop(), SPI_MN_HA)
+    assert (wire[IPv6].src, wire[IPv6].dst) == (COA, peer_coa)
+    assert decrypt(wire, SPI_MN_HA)[UDP].load == b"to a mobile peer"
+
+
+def test_remap_state_without_care_of_address_counts_proto_error(hosts, tmp_path: Path) -> None:
+    """A remap state whose care-of address is still :: has nothing to send from:
+    each BU is dropped after ESP, counted, and never leaves from the HoA."""
+    lab = iro_lab(hosts)
+    lab.mn.xfrm.update_state(iro_state(HOA, HA, XFRM_PROTO_IRO_SRC, "::"))
+    cap = Capture(lab.mn, "mn0", tmp_path / "unset.pcap")
+    before = lab.mn.xfrm_stat()
+    sock = mh_socket(lab.mn, HOA)
+    for seq in range(DROPS):
+        with pytest.raises(OSError) as raised:
+            sock.sendto(binding_update(80 + seq, COA), (HA, 0))
+        assert raised.value.errno == errno.EADDRNOTAVAIL
+    sock.close()
+    assert counter_delta(before, lab.mn.xfrm_stat()) == {"XfrmOutStateProtoError": DROPS}
+    assert not esp_packets(cap.stop(), SPI_MN_HA)
 
 
 def send_esp(src_host, src: str, dst: str, spi: int, count: int = DROPS) -> None:
