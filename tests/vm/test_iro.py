@@ -283,6 +283,27 @@ def test_unprotected_traffic_is_not_remapped(hosts, tmp_path: Path) -> None:
     assert not [p for p in packets if p.haslayer(IPv6) and p[IPv6].src == COA and p[IPv6].nh == 17]
 
 
+def test_encapsulated_esp_is_not_remapped(hosts, tmp_path: Path) -> None:
+    """ESP in UDP carries a checksum over the home address, computed before any
+    remap could run: a bundle with it is refused (XfrmOutBundleGenError)."""
+    lab = iro_lab(hosts)
+    lab.mn.xfrm.delete_state(HA, SPI_MN_HA, 50, src=HOA)
+    lab.mn.run("ip", "xfrm", "state", "add", "src", HOA, "dst", HA, "proto", "esp", "spi", hex(SPI_MN_HA),
+               "mode", "transport", "aead", GCM.name, "0x" + GCM.key.hex(), str(GCM.extra_bits),
+               "encap", "espinudp", "4500", "4500", "::")
+    cap = Capture(lab.mn, "mn0", tmp_path / "encap.pcap", bpf="")
+    before = lab.mn.xfrm_stat()
+    sock = mh_socket(lab.mn, HOA)
+    for seq in range(DROPS):
+        with pytest.raises(OSError) as raised:
+            sock.sendto(binding_update(90 + seq, COA), (HA, 0))
+        assert raised.value.errno == errno.EINVAL
+    sock.close()
+    assert counter_delta(before, lab.mn.xfrm_stat()) == {"XfrmOutBundleGenError": DROPS}
+    hoa = socket.inet_pton(socket.AF_INET6, HOA)
+    assert not [p for p in cap.stop() if hoa in bytes(p)]
+
+
 def test_ambiguous_spi_counts_no_states(hosts) -> None:
     lab = iro_lab(hosts)
     other = "2001:db8:100::99"
