@@ -168,15 +168,21 @@ def test_remap_state_without_care_of_address_counts_proto_error(hosts, tmp_path:
     lab = iro_lab(hosts)
     lab.mn.xfrm.update_state(iro_state(HOA, HA, XFRM_PROTO_IRO_SRC, "::"))
     cap = Capture(lab.mn, "mn0", tmp_path / "unset.pcap")
+    assert refused_bus(lab, 80, errno.EADDRNOTAVAIL) == {"XfrmOutStateProtoError": DROPS}
+    assert not esp_packets(cap.stop(), SPI_MN_HA)
+
+
+def refused_bus(lab, first_seq: int, expected_errno: int) -> dict[str, int]:
+    """Sends DROPS BUs that the MN's kernel refuses with expected_errno; returns
+    the xfrm_stat counters they moved."""
     before = lab.mn.xfrm_stat()
     sock = mh_socket(lab.mn, HOA)
-    for seq in range(DROPS):
+    for seq in range(first_seq, first_seq + DROPS):
         with pytest.raises(OSError) as raised:
-            sock.sendto(binding_update(80 + seq, COA), (HA, 0))
-        assert raised.value.errno == errno.EADDRNOTAVAIL
+            sock.sendto(binding_update(seq, COA), (HA, 0))
+        assert raised.value.errno == expected_errno
     sock.close()
-    assert counter_delta(before, lab.mn.xfrm_stat()) == {"XfrmOutStateProtoError": DROPS}
-    assert not esp_packets(cap.stop(), SPI_MN_HA)
+    return counter_delta(before, lab.mn.xfrm_stat())
 
 
 def send_esp(src_host, src: str, dst: str, spi: int, count: int = DROPS) -> None:
@@ -292,14 +298,7 @@ def test_encapsulated_esp_is_not_remapped(hosts, tmp_path: Path) -> None:
                "mode", "transport", "aead", GCM.name, "0x" + GCM.key.hex(), str(GCM.extra_bits),
                "encap", "espinudp", "4500", "4500", "::")
     cap = Capture(lab.mn, "mn0", tmp_path / "encap.pcap", bpf="")
-    before = lab.mn.xfrm_stat()
-    sock = mh_socket(lab.mn, HOA)
-    for seq in range(DROPS):
-        with pytest.raises(OSError) as raised:
-            sock.sendto(binding_update(90 + seq, COA), (HA, 0))
-        assert raised.value.errno == errno.EINVAL
-    sock.close()
-    assert counter_delta(before, lab.mn.xfrm_stat()) == {"XfrmOutBundleGenError": DROPS}
+    assert refused_bus(lab, 90, errno.EINVAL) == {"XfrmOutBundleGenError": DROPS}
     hoa = socket.inet_pton(socket.AF_INET6, HOA)
     assert not [p for p in cap.stop() if hoa in bytes(p)]
 
