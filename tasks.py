@@ -162,6 +162,15 @@ def bench_iro_instructions(c: Context, datagrams: int = 20_000) -> None:
                            compare=True))
 
 
+@task
+@one_line_errors
+def bench_iro_flood_instructions(c: Context) -> None:
+    """In a guest whose instructions a QEMU plugin counts: the exact kernel instructions per ESP
+    packet with an unknown SPI at a home agent with 10,000 SAs, without and with remap states."""
+    sys.exit(insncount.run(guest_script("bench_iro_flood_instructions.py"), {}, compare=True,
+                           unit="unknown-SPI ESP packet"))
+
+
 @task(help={"timeout": "seconds before the guest counts as hung (default 4200; 3x with --icount)",
             "icount": "one vCPU whose clock counts instructions (1 ns each): rates in guest seconds do not "
                       "depend on the host's load, and the simulator shares the CPU with the daemon",
@@ -236,6 +245,7 @@ bench = Collection("bench")
 bench.add_task(bench_pipeline, "pipeline")
 bench.add_task(bench_iro, "iro")
 bench.add_task(bench_iro_instructions, "iro-instructions")
+bench.add_task(bench_iro_flood_instructions, "iro-flood-instructions")
 bench.add_task(bench_mip6d, "mip6d")
 daemon = Collection("daemon")
 daemon.add_task(daemon_deb, "deb")

@@ -72,13 +72,15 @@ def snapshots(path: Path, symbols: Symbols) -> list[collections.Counter[str]]:
     return found
 
 
-def report(counts: list[collections.Counter[str]], phases: list[str], datagrams: int, rows: int = 14) -> str:
-    """Per flow: instructions per datagram, kernel and user, and the functions whose
-    count differs most from the first flow's (the baseline)."""
+def report(counts: list[collections.Counter[str]], phases: list[str], datagrams: int, rows: int = 14,
+           unit: str = "64-byte datagram") -> str:
+    """Per flow: instructions per datagram (or other unit), kernel and user, and the
+    functions whose count differs most from the first flow's (the baseline). Phases
+    labelled "" or "start" are not flows."""
     _check(counts, len(phases))
     by_kind: dict[str, list[collections.Counter[str]]] = collections.defaultdict(list)
     for phase, count in zip(phases, counts, strict=False):
-        if phase != "start":
+        if phase not in ("", "start"):
             by_kind[phase].append(count)
 
     def per_datagram(kind: str, function: str) -> float:
@@ -88,8 +90,8 @@ def report(counts: list[collections.Counter[str]], phases: list[str], datagrams:
         return statistics.mean(c.total() - c[USER] for c in by_kind[kind]) / datagrams
 
     base = next(iter(by_kind))
-    lines = [f"instructions per 64-byte datagram, sender and receiver together, mean of "
-             f"{len(by_kind[base])} phases of {datagrams} datagrams per flow:",
+    lines = [f"instructions per {unit}, sender and receiver together, mean of "
+             f"{len(by_kind[base])} phases of {datagrams} {unit}s per flow:",
              f"  {'flow':22s} {'kernel':>9s} {'vs ' + base:>12s} {'user space':>11s}  (phases: kernel)"]
     for kind in by_kind:
         each = ", ".join(f"{(c.total() - c[USER]) / datagrams:.0f}" for c in by_kind[kind])
@@ -98,7 +100,7 @@ def report(counts: list[collections.Counter[str]], phases: list[str], datagrams:
     for kind in list(by_kind)[1:]:
         functions = set().union(*by_kind[kind], *by_kind[base]) - {USER}
         diff = {f: per_datagram(kind, f) - per_datagram(base, f) for f in functions}
-        lines.append(f"{kind} - {base}, by kernel function (instructions per datagram):")
+        lines.append(f"{kind} - {base}, by kernel function (instructions per {unit}):")
         for function, d in sorted(diff.items(), key=lambda kv: -abs(kv[1]))[:rows]:
             lines.append(f"  {d:+8.1f}  {per_datagram(base, function):8.1f} -> {per_datagram(kind, function):8.1f}  "
                          f"{function}")
@@ -128,7 +130,8 @@ def _check(counts: list[collections.Counter[str]], phases: int) -> None:
         raise PipelineError(f"the plugin wrote {len(counts)} snapshots for {phases} phases (and the exit)")
 
 
-def run(command: str, env: dict[str, str], compare: bool = False, timeout: float = 3600) -> int:
+def run(command: str, env: dict[str, str], compare: bool = False, timeout: float = 3600,
+        unit: str = "64-byte datagram") -> int:
     """Boot the guest with the plugin and marks on, run `command`, print the report:
     flows compared with the first one (`compare`), or each phase's own counts."""
     symbols = Symbols(vm.system_map_from_dist())
@@ -141,7 +144,7 @@ def run(command: str, env: dict[str, str], compare: bool = False, timeout: float
     phases = json.loads((result.output.parent / "share" / "phases.json").read_text())["phases"]
     counts = snapshots(out, symbols)
     if compare:
-        print(report(counts, [str(p["label"]) for p in phases], int(phases[-1]["units"])))
+        print(report(counts, [str(p["label"]) for p in phases], int(phases[-1]["units"]), unit=unit))
     else:
         print(phase_report(counts, phases))
     print(f"counts: {out}")
