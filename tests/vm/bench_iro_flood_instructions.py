@@ -15,28 +15,16 @@ REPEATS = 2
 def main() -> None:
     peer, ha = lab.setup()
     first_spi = iter(range(0x40000000, 0x7FFFFFFF, lab.PACKETS))
-
-    def remap_states(present: bool) -> None:
-        for state in lab.REMAP:
-            if present:
-                ha.xfrm.add_state(state)
-            else:
-                ha.xfrm.delete_state(state.dst, state.spi, state.proto, state.src)
-
     try:
-        lab.flood(peer, ha, next(first_spi))  # warm-up, without and with remap states
-        remap_states(True)
-        lab.flood(peer, ha, next(first_spi))
-        remap_states(False)
-        for _ in range(REPEATS):
+        for round_ in range(REPEATS + 1):  # round 0 warms up: its phases are unlabelled
             for present, label in ((False, "no remap states"), (True, "remap states")):
                 if present:
-                    remap_states(True)
+                    lab.remap_states(ha, True)
                 mark("")  # the states' setup stays out of the phase
                 lab.flood(peer, ha, next(first_spi))
-                mark(label, lab.PACKETS)
+                mark(label if round_ else "", lab.PACKETS)
                 if present:
-                    remap_states(False)
+                    lab.remap_states(ha, False)
     finally:
         peer.close()
         ha.close()

@@ -44,6 +44,15 @@ REMAP = [State("::", "::", XFRM_PROTO_IRO_SRC, mode=RO, coaddr="::", flags=XFRM_
          State(HA, HOA, XFRM_PROTO_IRO_DST, mode=RO, coaddr=COA)]
 
 
+def remap_states(ha: Host, present: bool) -> None:
+    """Add the HA's remap states, or delete them."""
+    for state in REMAP:
+        if present:
+            ha.xfrm.add_state(state)
+        else:
+            ha.xfrm.delete_state(state.dst, state.spi, state.proto, state.src)
+
+
 def setup() -> tuple[Host, Host]:
     """A peer, and a HA that holds SAS SAs (one per simulated mobile node, keyed on its HoA)."""
     peer, ha = Host("flood-peer"), Host("flood-ha")
@@ -59,19 +68,16 @@ def main() -> None:
     started = time.perf_counter()
     peer, ha = setup()
     setup_s = time.perf_counter() - started
-    remap = REMAP
     times: dict[str, list[float]] = {"plain": [], "iro": []}
     spi = 0x40000000
     for _ in range(ROUNDS):
         for kind in ("plain", "iro"):
             if kind == "iro":
-                for state in remap:
-                    ha.xfrm.add_state(state)
+                remap_states(ha, True)
             times[kind].append(flood(peer, ha, spi))
             spi += PACKETS
             if kind == "iro":
-                for state in remap:
-                    ha.xfrm.delete_state(state.dst, state.spi, state.proto, state.src)
+                remap_states(ha, False)
     plain, iro = statistics.median(times["plain"]), statistics.median(times["iro"])
     result = {"sas": SAS, "packets": PACKETS, "rounds": ROUNDS, "setup_s": round(setup_s, 1),
               "plain_s": round(plain, 3), "iro_s": round(iro, 3), "iro_over_plain": round(iro / plain, 3)}
