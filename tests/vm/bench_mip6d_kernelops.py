@@ -1,15 +1,15 @@
 """Where a home agent's per-binding time goes: the kernel objects of one binding
-(route-optimization state, ip6ip6 tunnel, host route, proxy ND entry, and the
-unsolicited NAs), made M times through the daemon's own code (mip6d.kernel
-Kernel, in the order HomeAgent._bind calls it, and mip6d.nd.announce), then M
-times as raw netlink requests, one per sendmsg and in batches
+(route-optimization state, host route encapsulated to the CoA through the one
+flow-based ip6ip6 device, proxy ND entry, and the unsolicited NAs), made M
+times through the daemon's own code (mip6d.kernel Kernel, in the order
+HomeAgent._bind calls it, and mip6d.nd.announce), then M times as raw netlink requests, one per sendmsg and in batches
 (bench_mip6d_netlink.BatchSocket). The difference is what the daemon's
 netlink layer (pyroute2) adds to the kernel's own work.
 
 The raw rtnetlink requests are packed here:
 
-    RTM_NEWLINK  ip6tnl, created up, with its ifindex chosen (no lookup after)
-    RTM_NEWROUTE dst HoA/128 oif tunnel, replace
+    RTM_NEWLINK  ip6tnl external, created up once, with its ifindex chosen
+    RTM_NEWROUTE dst HoA/128 oif tunnel encap ip6 src HA dst CoA, replace
     RTM_NEWNEIGH NTF_PROXY HoA on the home interface
 
 Runs in the HA's namespace as a child process (`--inside M`), so that the
@@ -33,7 +33,7 @@ from bench_mip6d_netlink import CREATE, NETLINK_ROUTE, NETLINK_XFRM, P_COA, P_HO
 
 from mip6d import ipsec, nd
 from mip6d.kernel import Kernel
-from mip6d.rtnl import IP6_TNL_F_IGN_ENCAP_LIMIT, IPPROTO_IPV6
+from mip6d.rtnl import IP6_TNL_F_IGN_ENCAP_LIMIT, IPPROTO_IPV6, Ip6Encap
 from netlab import Host, link
 
 RTM_NEWLINK, RTM_NEWROUTE, RTM_NEWNEIGH = 16, 24, 28
@@ -41,8 +41,9 @@ NLM_F_REPLACE = 0x100
 IFF_UP = 0x1
 NTF_PROXY, NUD_PERMANENT = 0x08, 0x80
 IFLA_IFNAME, IFLA_LINKINFO, IFLA_INFO_KIND, IFLA_INFO_DATA = 3, 18, 1, 2
-IFLA_IPTUN_LOCAL, IFLA_IPTUN_REMOTE, IFLA_IPTUN_FLAGS, IFLA_IPTUN_PROTO = 2, 3, 8, 9
-RTA_DST, RTA_OIF, RTA_PRIORITY = 1, 4, 6
+IFLA_IPTUN_FLAGS, IFLA_IPTUN_PROTO, IFLA_IPTUN_COLLECT_METADATA = 8, 9, 19
+RTA_DST, RTA_OIF, RTA_PRIORITY, RTA_ENCAP_TYPE, RTA_ENCAP = 1, 4, 6, 21, 22
+LWTUNNEL_ENCAP_IP6, LWTUNNEL_IP6_DST, LWTUNNEL_IP6_SRC, LWTUNNEL_IP6_HOPLIMIT = 4, 2, 3, 4
 NDA_DST = 1
 RAW_IFINDEX = 20000
 REPO = Path(__file__).resolve().parents[2]
@@ -61,8 +62,8 @@ def _ip(address: str) -> bytes:
     return ipaddress.IPv6Address(address).packed
 
 
-def newlink_ip6tnl(name: str, index: int, local: str, remote: str) -> bytearray:
-    data = (_attr(IFLA_IPTUN_LOCAL, _ip(local)) + _attr(IFLA_IPTUN_REMOTE, _ip(remote))
+def newlink_flow_ip6tnl(name: str, index: int) -> bytearray:
+    data = (_attr(IFLA_IPTUN_COLLECT_METADATA, b"")
             + _attr(IFLA_IPTUN_FLAGS, struct.pack("=I", IP6_TNL_F_IGN_ENCAP_LIMIT))
             + _attr(IFLA_IPTUN_PROTO, struct.pack("=B", IPPROTO_IPV6)))
     info = _attr(IFLA_INFO_KIND, b"ip6tnl\0") + _attr(IFLA_INFO_DATA, data)
@@ -71,10 +72,13 @@ def newlink_ip6tnl(name: str, index: int, local: str, remote: str) -> bytearray:
     return _nlmsg(RTM_NEWLINK, CREATE, body)
 
 
-def newroute(dst: str, oif: int) -> bytearray:
+def newroute(dst: str, oif: int, src: str, remote: str) -> bytearray:
     body = struct.pack("=BBBBBBBBI", socket.AF_INET6, 128, 0, 0, 254, 3, 0, 1, 0)
     body += _attr(RTA_DST, _ip(dst)) + _attr(RTA_OIF, struct.pack("=i", oif)) + _attr(RTA_PRIORITY,
                                                                                       struct.pack("=I", 1024))
+    encap = (_attr(LWTUNNEL_IP6_DST, _ip(remote)) + _attr(LWTUNNEL_IP6_SRC, _ip(src))
+             + _attr(LWTUNNEL_IP6_HOPLIMIT, b"\x40"))
+    body += _attr(RTA_ENCAP_TYPE, struct.pack("=H", LWTUNNEL_ENCAP_IP6)) + _attr(RTA_ENCAP, encap)
     return _nlmsg(RTM_NEWROUTE, (CREATE & ~0x200) | NLM_F_REPLACE, body)
 
 
@@ -96,19 +100,18 @@ def inside(m: int) -> dict[str, Any]:
     k = Kernel()
     home = k.ifindex("ha0")
     daemon: dict[str, float] = {}
+    k.add_flow_tunnel("mip6ha")  # as HomeAgent._install_base does, once
     for i in range(m):  # as HomeAgent._bind does for a first registration
         hoa, coa = sc.hoa(i), sc.coa(i)
-        name = f"mip6ha{i + 1}"
         _timed(daemon, "ro_state", lambda: k.put_state(ipsec.ha_binding_state(mode, hoa, sc.HA, coa)))  # noqa: B023
-        _timed(daemon, "tunnel", lambda: k.add_tunnel(name, sc.HA, coa))  # noqa: B023
-        _timed(daemon, "route", lambda: k.add_route(hoa + "/128", name))  # noqa: B023
+        _timed(daemon, "route", lambda: k.add_route(hoa + "/128", "mip6ha", encap=Ip6Encap(sc.HA, coa)))  # noqa: B023
         _timed(daemon, "proxy", lambda: k.add_proxy(hoa, "ha0"))  # noqa: B023
         _timed(daemon, "announce", lambda: nd.announce("ha0", hoa))  # noqa: B023
     refresh: dict[str, float] = {}
     for i in range(m):  # a refresh: the state updated, the route replaced
         hoa, coa = sc.hoa(i), sc.coa(i)
         _timed(refresh, "ro_state", lambda: k.put_state(ipsec.ha_binding_state(mode, hoa, sc.HA, coa)))  # noqa: B023
-        _timed(refresh, "route", lambda: k.add_route(hoa + "/128", f"mip6ha{i + 1}"))  # noqa: B023
+        _timed(refresh, "route", lambda: k.add_route(hoa + "/128", "mip6ha", encap=Ip6Encap(sc.HA, coa)))  # noqa: B023
     trivial: dict[str, float] = {}
     for _ in range(m):
         _timed(trivial, "link_lookup", lambda: k.ifindex("ha0"))
@@ -125,8 +128,11 @@ def inside(m: int) -> dict[str, Any]:
 
     ro = state_template(ipsec.ha_binding_state(mode, str(ipaddress.IPv6Address(P_HOA)), sc.HA,
                                                str(ipaddress.IPv6Address(P_COA))))
+    device = BatchSocket(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE), 1)
+    device.send_all([newlink_flow_ip6tnl("rawtnl", RAW_IFINDEX)])  # the daemon's one is gone with its unwind
+    device.close()
     for label, chunk in (("raw_one_per_sendmsg", 1), ("raw_batched", 60_000)):
-        base = m if chunk == 1 else 2 * m  # fresh HoAs, CoAs and tunnels for each pass
+        base = m if chunk == 1 else 2 * m  # fresh HoAs and CoAs for each pass
         hoas = [sc.hoa(base + i) for i in range(m)]
         coas = [sc.coa(base + i) for i in range(m)]
         xfrm = BatchSocket(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_XFRM), chunk)
@@ -134,10 +140,8 @@ def inside(m: int) -> dict[str, Any]:
         raw: dict[str, float] = {}
         _timed(raw, "ro_state", lambda: xfrm.send_all(ro.render(_ip(h), _ip(c))  # noqa: B023
                                                        for h, c in zip(hoas, coas, strict=True)))  # noqa: B023
-        _timed(raw, "tunnel", lambda: rtnl.send_all(newlink_ip6tnl(f"rt{base + i:06d}", RAW_IFINDEX + base + i,  # noqa: B023
-                                                                   sc.HA, coas[i]) for i in range(m)))  # noqa: B023
-        _timed(raw, "route", lambda: rtnl.send_all(newroute(hoas[i], RAW_IFINDEX + base + i)  # noqa: B023
-                                                   for i in range(m)))
+        _timed(raw, "route", lambda: rtnl.send_all(newroute(h, RAW_IFINDEX, sc.HA, c)  # noqa: B023
+                                                   for h, c in zip(hoas, coas, strict=True)))  # noqa: B023
         _timed(raw, "proxy", lambda: rtnl.send_all(newproxy(h, home) for h in hoas))  # noqa: B023
         xfrm.close()
         rtnl.close()

@@ -115,12 +115,13 @@ def _run_moves(lab: ml.MobilityLab, tmp_path: Path, iro: bool) -> None:
 
 
 def test_without_payload_sas_an_ip6ip6_tunnel_carries_the_payload(hosts, tmp_path: Path) -> None:
-    """No TunnelPayload SAs: the HA's ip6ip6 device to the CoA carries the stream in clear
-    (IPv6 in IPv6 on the foreign link), and goes away with the daemon."""
+    """No TunnelPayload SAs: the HA's flow-based ip6ip6 device carries the stream in clear
+    (IPv6 in IPv6 on the foreign link) to whatever CoA the HoA's route names, follows
+    a move by a route replace, and goes away with the daemon."""
     lab = ml.build(hosts, tmp_path, iro=True, payload=False)
     try:
         before = ml.snapshot(lab.ha)
-        capture = Capture(lab.rt, "br-ar1", tmp_path / "ar1.pcap")
+        captures = {name: Capture(lab.rt, f"br-{name}", tmp_path / f"{name}.pcap") for name in ("ar1", "ar2")}
         lab.mn.run("ip", "link", "set", "mn0", "up")
         ml.wait_for(lambda: ml.coa("ar1") in lab.mn.run("ip", "-6", "addr", "show", "dev", "mn0"), 30, "SLAAC")
         ha = lab.daemon(lab.ha, "ha", ml.ha_config(True, payload=False))
@@ -128,23 +129,39 @@ def test_without_payload_sas_an_ip6ip6_tunnel_carries_the_payload(hosts, tmp_pat
         ha.start()
         mn.start()
         _, entry = registered(lab, mn, ha, ml.coa("ar1"))
-        assert entry["tunnel"].startswith("mip6ha"), entry
+        assert entry["tunnel"] == "mip6ha", entry
+        assert "external" in lab.ha.run("ip", "-d", "link", "show", "mip6ha")
         stream = ml.UdpStream(lab.cn, lab.mn)
         stream.start()
         flowing(stream, 0)
+        assert _tunnel_route(lab) == ml.coa("ar1")
+        moved_at = lab.move("ar2")
+        registered(lab, mn, ha, ml.coa("ar2"))
+        flowing(stream, moved_at)
+        assert _tunnel_route(lab) == ml.coa("ar2")
         stream.stop()
         stats = json.loads(lab.ha.run("ip", "-j", "-s", "link", "show", entry["tunnel"]))[0]["stats64"]
-        assert stats["tx"]["packets"] >= 5 and stats["rx"]["packets"] >= 5, stats
+        assert stats["tx"]["packets"] >= 10 and stats["rx"]["packets"] >= 10, stats
         assert ha.stop() == 0 and mn.stop() == 0
-        plist = capture.stop()
-        inner = [p for p in plist if p.haslayer(IPv6) and p[IPv6].nh == 41 and p[IPv6].src == ml.HA
-                 and p[IPv6].dst == ml.coa("ar1") and p[IPv6].payload.dst == ml.HOA]
-        assert len(inner) >= 5, f"{len(inner)} IPv6-in-IPv6 packets HA -> CoA for the HoA"
+        for name, plist in ((name, cap.stop()) for name, cap in captures.items()):
+            # decoded by scapy: the outer header straight from HA to this link's CoA, and the
+            # HoA's datagram right after it (no encapsulation-limit option: next header 41)
+            inner = [p for p in plist if p.haslayer(IPv6) and p[IPv6].nh == 41 and p[IPv6].src == ml.HA
+                     and p[IPv6].dst == ml.coa(name) and p[IPv6].payload.dst == ml.HOA]
+            assert len(inner) >= 5, f"{name}: {len(inner)} IPv6-in-IPv6 packets HA -> CoA for the HoA"
         assert ml.snapshot(lab.ha) == before
     finally:
         lab.close()
         for log in sorted(tmp_path.glob("*.log")):
             print(f"--- {log.name}\n{log.read_text()[-4000:]}")
+
+
+def _tunnel_route(lab: ml.MobilityLab) -> str:
+    """Where the HA's route to the HoA encapsulates to, as iproute2 prints it."""
+    words = lab.ha.run("ip", "-6", "route", "show", ml.HOA).split()
+    assert words[:8] == [ml.HOA, "encap", "ip6", "id", "0", "src", ml.HA, "dst"], words
+    assert words[9:15] == ["hoplimit", "64", "tc", "0", "dev", "mip6ha"], words
+    return words[8]
 
 
 def _check_ha_timing(ha: ml.Daemon, seq: int, coa: str) -> None:

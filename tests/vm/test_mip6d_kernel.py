@@ -9,8 +9,9 @@ import time
 import pytest
 from pyroute2 import netns
 
-from mip6d import ipsec
+from mip6d import ipsec, kernelcheck
 from mip6d.kernel import IFA_F_HOMEADDRESS, IFA_F_NODAD, Kernel, KernelError
+from mip6d.rtnl import Ip6Encap
 from mip6d.xfrm import Algorithm, Policy, Selector, State, Template
 from mip6d.xfrm.api import IPPROTO_AH, XFRM_MODE_ROUTEOPTIMIZATION, XFRM_POLICY_OUT, XFRM_PROTO_IRO_DST
 from netlab import Host
@@ -48,19 +49,37 @@ def ha(hosts) -> Host:  # type: ignore[no-untyped-def]
     return host
 
 
-def test_a_home_agent_tunnel_has_no_multicast_route(ha: Host) -> None:
-    """As the HA makes it: tunnel and host route, no address on the tunnel (an address
-    added to a device brings the kernel's ff00::/8 route back)."""
+def test_a_home_agent_tunnel_is_one_flow_based_device_and_a_route_per_binding(ha: Host) -> None:
+    """As the HA makes it: one `external` ip6ip6 device without multicast route (an address
+    added to a device brings the kernel's ff00::/8 route back), and each binding a host
+    route encapsulated to its CoA, which a move replaces."""
     before = snapshot(ha)
     k = kernel_in(ha)
     with k.batch():
-        k.add_tunnel("mip6ha1", HA, COA)
-        k.add_route(HOA + "/128", "mip6ha1")
+        k.add_flow_tunnel("mip6ha")
+        k.add_route(HOA + "/128", "mip6ha", encap=Ip6Encap(HA, COA))
     time.sleep(1.5)  # past the link watch's NETDEV_CHANGE
     multicast = ha.run("ip", "-6", "route", "show", "table", "local", "ff00::/8")
-    assert "dev mip6ha1" not in multicast and "dev home0" in multicast
-    assert "UP" in ha.run("ip", "-o", "link", "show", "mip6ha1")
+    assert "dev mip6ha" not in multicast and "dev home0" in multicast
+    link = ha.run("ip", "-d", "-o", "link", "show", "mip6ha")
+    assert "UP" in link and "external" in link and "addrgenmode none" in link, link
+    route = f"{HOA} encap ip6 id 0 src {HA} dst {COA} hoplimit 64 tc 0 dev mip6ha proto static metric 1024"
+    assert route.split() == ha.run("ip", "-6", "route", "show", HOA).split()[:-2]  # then "pref medium"
+    with k.batch():
+        k.add_route(HOA + "/128", "mip6ha", encap=Ip6Encap(HA, COA2))
+    routes = ha.run("ip", "-6", "route", "show", HOA).splitlines()
+    assert len(routes) == 1 and f"dst {COA2} hoplimit 64" in routes[0], routes
     assert k.unwind() == []
+    assert snapshot(ha) == before
+
+
+def test_the_home_agents_kernel_check_leaves_no_probe_route(ha: Host) -> None:
+    before = snapshot(ha)
+    netns.pushns(ha.name)
+    try:
+        kernelcheck.check(ipsec.IRO, home_agent=True)
+    finally:
+        netns.popns()
     assert snapshot(ha) == before
 
 

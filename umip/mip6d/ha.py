@@ -1,7 +1,8 @@
 """The home agent: Binding Updates in, Binding Acks out, and for each binding
-the kernel state that carries the mobile node's traffic: the ip6ip6 tunnel to
-the CoA, the host route to the HoA, proxy ND on the home link, the mode's
-route-optimization state, and the migrated ESP tunnel SAs."""
+the kernel state that carries the mobile node's traffic: the host route to the
+HoA through the flow-based ip6ip6 device, encapsulated to the CoA, proxy ND on
+the home link, the mode's route-optimization state, and the migrated ESP tunnel
+SAs."""
 
 from __future__ import annotations
 
@@ -35,10 +36,12 @@ from mip6d.mh import (
     encode,
 )
 from mip6d.mhsock import MhSocket, Received
+from mip6d.rtnl import Ip6Encap
 from mip6d.xfrm import Migration
 from mip6d.xfrm.api import IPPROTO_ESP, XFRM_MODE_TUNNEL
 
 log = logging.getLogger("mip6d.ha")
+TUNNEL = "mip6ha"  # the flow-based ip6ip6 device every tunnelled binding's route goes through
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -64,8 +67,7 @@ class Peer:
 def _esp_tunnelled(peer: Peer) -> bool:
     """TunnelPayload ESP both ways: the tunnel-mode SAs carry the HoA's traffic to and
     from the CoA (the same IPv6/ESP/IPv6 on the wire), and XFRM's bundle bypasses any
-    ip6ip6 device, so the binding needs none, nor its route (device set-up took about
-    half of a first registration's kernel time, and its fib6 walk grows with bindings)."""
+    ip6ip6 device, so the binding needs no route through TUNNEL."""
     return bool(peer.reqid_toha and peer.reqid_tomn)
 
 
@@ -99,9 +101,8 @@ class HomeAgent:
         self.announcer = nd.Announcer(self.ifname)  # unsolicited NAs for newly proxied HoAs
         self.peers = self._peers(config)
         self.cache = BindingCache(self._home_policy(config))
-        self.tunnels: dict[str, str] = {}
+        self.tunnelled: set[str] = set()  # HoAs routed through TUNNEL
         self.proxied: set[str] = set()
-        self._tunnel_ids = 0
         self._tunnel_ends: dict[int, set[str]] = {}  # TunnelPayload reqid -> where its HA->MN SAs pointed
         self.lock = asyncio.Lock()
         self.sock: MhSocket | None = None
@@ -167,6 +168,8 @@ class HomeAgent:
                         k.add_policy(policy)
                 for policy in ipsec.ha_sub_policies(self.mode, hoa, self.ha):
                     k.add_policy(policy)
+            if not all(_esp_tunnelled(peer) for peer in self.peers.values()):
+                k.add_flow_tunnel(TUNNEL)
 
     async def start(self) -> None:
         await self.kernel(self._install_base, self.kernel.kernel)
@@ -329,7 +332,7 @@ class HomeAgent:
         peer = self.peers[binding.hoa]
         if _esp_tunnelled(peer):
             return peer.payload_coa == binding.coa  # the tunnel SAs did move there
-        return binding.hoa in self.tunnels
+        return binding.hoa in self.tunnelled
 
     # -- kernel state per binding (runs in the kernel thread) --------------------
     def _apply(self, k: Kernel, decision: Decision) -> None:
@@ -357,14 +360,8 @@ class HomeAgent:
         self._migrate_payload(k, peer, coa)
         k.put_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, coa))
         if not _esp_tunnelled(peer):
-            name = self.tunnels.get(hoa)
-            if name is None:
-                self._tunnel_ids += 1
-                name = self.tunnels[hoa] = f"mip6ha{self._tunnel_ids}"
-                k.add_tunnel(name, self.ha, coa)
-                k.add_route(hoa + "/128", name)
-            else:
-                k.move_tunnel(name, self.ha, coa)
+            k.add_route(hoa + "/128", TUNNEL, encap=Ip6Encap(self.ha, coa))  # replaces the old CoA's
+            self.tunnelled.add(hoa)
         if hoa not in self.proxied:
             k.add_proxy(hoa, self.ifname)
             self.proxied.add(hoa)
@@ -374,9 +371,7 @@ class HomeAgent:
         k.delete_proxy(hoa, self.ifname)
         self.proxied.discard(hoa)
         k.delete_route(hoa + "/128")
-        name = self.tunnels.pop(hoa, None)
-        if name:
-            k.delete_link(name)
+        self.tunnelled.discard(hoa)
         k.delete_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, binding.coa))
         peer = self.peers[hoa]
         if peer.payload_coa:
@@ -446,7 +441,7 @@ class HomeAgent:
         now = self.clock()
         return [{"hoa": b.hoa, "coa": b.coa, "seq": b.seq, "lifetime": b.lifetime,
                  "lifetime_left": round(b.left(now), 1), "state": "registered",
-                 "tunnel": self.tunnels.get(b.hoa, "esp")} for b in self.cache]
+                 "tunnel": TUNNEL if b.hoa in self.tunnelled else "esp"} for b in self.cache]
 
     def status(self) -> dict[str, object]:
         return {"role": "HA", "mode": self.mode.name, "address": self.ha, "interface": self.ifname,

@@ -331,11 +331,18 @@ class Kernel:
     def add_tunnel(self, name: str, local: str, remote: str) -> int:
         """An ip6ip6 tunnel, up, without a link-local address or multicast route, at an
         ifindex chosen here (see rtnl.new_ip6tnl, no_link_local and del_multicast_route)."""
+        return self._add_link(name, rtnl.new_ip6tnl, f"ip6tnl {name} {local} -> {remote}", local, remote)
+
+    def add_flow_tunnel(self, name: str) -> int:
+        """The namespace's flow-based ip6ip6 device (rtnl.new_flow_ip6tnl), set up as add_tunnel's."""
+        return self._add_link(name, rtnl.new_flow_ip6tnl, f"ip6tnl {name} external")
+
+    def _add_link(self, name: str, message: Callable[..., bytes], what: str, *endpoints: str) -> int:
         index = self._next_index
         self._next_index += 1
         self._links[name] = index
         self._send(_Request(
-            NETLINK_ROUTE, rtnl.new_ip6tnl(name, index, local, remote), f"ip6tnl {name} {local} -> {remote}",
+            NETLINK_ROUTE, message(name, index, *endpoints), what,
             done=lambda: self._record(("link", name), f"tunnel {name}", NETLINK_ROUTE, rtnl.del_link(index)),
             failed=lambda: self._links.pop(name, None)))
         self._send(_Request(NETLINK_ROUTE, rtnl.no_link_local(index), f"addrgenmode none on {name}"))
@@ -369,13 +376,14 @@ class Kernel:
         self._undo_now(("addr", address, ifname))
 
     def add_route(self, dst: str, ifname: str, table: int = 254, gateway: str | None = None,
-                  metric: int = 1024) -> None:
-        """Add or replace (a new gateway for the same destination)."""
+                  metric: int = 1024, encap: rtnl.Ip6Encap | None = None) -> None:
+        """Add or replace (a new gateway or encapsulation for the same destination)."""
         oif = self.ifindex(ifname)
         key = ("route", dst, table, metric)
-        what = f"route {dst}{f' via {gateway}' if gateway else ''} dev {ifname} table {table}"
+        via = f" via {gateway}" if gateway else f" encap ip6 dst {encap.dst}" if encap else ""
+        what = f"route {dst}{via} dev {ifname} table {table}"
         undo = rtnl.del_route(dst, oif, table, metric)
-        self._send(_Request(NETLINK_ROUTE, rtnl.replace_route(dst, oif, table, metric, gateway), what,
+        self._send(_Request(NETLINK_ROUTE, rtnl.replace_route(dst, oif, table, metric, gateway, encap), what,
                             done=lambda: self._record(key, what, NETLINK_ROUTE, undo)))
 
     def delete_route(self, dst: str, table: int = 254, metric: int = 1024) -> None:

@@ -6,8 +6,9 @@ import errno
 import os
 import socket
 
-from mip6d import ipsec
+from mip6d import ipsec, rtnl
 from mip6d.mhsock import IPPROTO_MH, IPV6_RECVIROSRC
+from mip6d.nlbatch import BatchSocket
 from mip6d.xfrm import State, XfrmError, XfrmSocket
 
 
@@ -19,7 +20,7 @@ def _release() -> str:
     return os.uname().release
 
 
-def check(mode: ipsec.Mode) -> None:
+def check(mode: ipsec.Mode, home_agent: bool = False) -> None:
     try:
         xfrm = XfrmSocket()
     except OSError as err:
@@ -35,6 +36,30 @@ def check(mode: ipsec.Mode) -> None:
             need = "the iro kernel series (XFRM_PROTO_IRO_SRC)" if mode is ipsec.IRO else "CONFIG_IPV6_MIP6"
             raise UnsupportedKernelError(f"kernel {_release()}: {mode.name} mode needs {need}: {err}") from err
         xfrm.delete_state(probe.dst, probe.spi, probe.proto, probe.src)
+    if home_agent:
+        _check_lightweight_tunnels()
+
+
+# A route in the discard-only prefix (RFC 6666) at a metric nobody uses, never replacing one
+_PROBE_ROUTE, _PROBE_METRIC = "100::/64", 0xFFFFFFF0
+_LOOPBACK = 1
+
+
+def _check_lightweight_tunnels() -> None:
+    """A home agent routes each binding with `encap ip6 dst CoA` (see rtnl.new_flow_ip6tnl)."""
+    encap = rtnl.Ip6Encap("100::1", "100::2")
+    add = rtnl.new_route(_PROBE_ROUTE, _LOOPBACK, 254, _PROBE_METRIC, encap=encap)
+    sock = BatchSocket(0)
+    try:
+        outcome = sock.request([add])[0]
+        if outcome.code == 0:
+            sock.request([rtnl.del_route(_PROBE_ROUTE, _LOOPBACK, metric=_PROBE_METRIC)])
+        elif outcome.code != errno.EEXIST:
+            raise UnsupportedKernelError(
+                f"kernel {_release()}: a home agent needs lightweight tunnels (CONFIG_LWTUNNEL) for its "
+                f"`encap ip6` routes: {outcome.describe()}")
+    finally:
+        sock.sock.close()
 
 
 def _check_iro() -> None:

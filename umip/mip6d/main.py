@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mip6d: {args.config}: the correspondent node role is not implemented yet", file=sys.stderr)
         return 2
     try:
-        kernelcheck.check(mode_of(config))
+        kernelcheck.check(mode_of(config), home_agent=config.role is Role.HA)
     except (kernelcheck.UnsupportedKernelError, OSError) as err:
         print(f"mip6d: {err}", file=sys.stderr)
         return 3

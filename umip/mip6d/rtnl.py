@@ -1,5 +1,5 @@
 """rtnetlink requests for the objects the daemon makes on every binding or move:
-ip6ip6 tunnels, routes, proxy-ND entries, the home address and the "from HoA"
+ip6ip6 tunnels, routes (a home agent's with `encap ip6 dst CoA`), proxy-ND entries, the home address and the "from HoA"
 rule, packed directly (see xfrm/wire.py for why not through pyroute2's message
 classes). tests/host/test_rtnl.py decodes each with pyroute2's parsers."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from typing import NamedTuple
 
 from mip6d.xfrm.wire import nla, nlmsg
 
@@ -18,9 +19,11 @@ IFF_UP = 0x1
 IFLA_IFNAME, IFLA_LINKINFO, IFLA_AF_SPEC, IFLA_INFO_KIND, IFLA_INFO_DATA = 3, 18, 26, 1, 2
 IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 8, 1
 IFLA_IPTUN_LOCAL, IFLA_IPTUN_REMOTE, IFLA_IPTUN_FLAGS, IFLA_IPTUN_PROTO = 2, 3, 8, 9
+IFLA_IPTUN_COLLECT_METADATA = 19
 IP6_TNL_F_IGN_ENCAP_LIMIT = 0x1
 IPPROTO_IPV6 = 41
-RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE = 1, 4, 5, 6, 15
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE, RTA_ENCAP_TYPE, RTA_ENCAP = 1, 4, 5, 6, 15, 21, 22
+LWTUNNEL_ENCAP_IP6, LWTUNNEL_IP6_DST, LWTUNNEL_IP6_SRC, LWTUNNEL_IP6_HOPLIMIT = 4, 2, 3, 4
 RTPROT_KERNEL, RTPROT_STATIC, RT_SCOPE_UNIVERSE, RTN_UNICAST, RTN_MULTICAST = 2, 4, 0, 1, 5
 RT_TABLE_LOCAL, IP6_RT_PRIO_ADDRCONF = 255, 256
 NDA_DST = 1
@@ -52,18 +55,46 @@ def _prefix(dst: str) -> tuple[bytes, int]:
     return packed, bits
 
 
-def _ip6tnl_info(local: str, remote: str) -> bytes:
-    data = (nla(IFLA_IPTUN_LOCAL, _ip6(local)) + nla(IFLA_IPTUN_REMOTE, _ip6(remote))
-            + nla(IFLA_IPTUN_FLAGS, struct.pack("=I", IP6_TNL_F_IGN_ENCAP_LIMIT))
+class Ip6Encap(NamedTuple):
+    """A route's `encap ip6 src SRC dst DST hoplimit N`: the outer header a flow-based
+    ip6ip6 device (new_flow_ip6tnl) puts on what the route sends it."""
+
+    src: str
+    dst: str
+    hoplimit: int = 64  # what a per-binding ip6tnl device used
+
+    def attributes(self) -> bytes:
+        inner = (nla(LWTUNNEL_IP6_DST, _ip6(self.dst)) + nla(LWTUNNEL_IP6_SRC, _ip6(self.src))
+                 + nla(LWTUNNEL_IP6_HOPLIMIT, struct.pack("=B", self.hoplimit)))
+        return nla(RTA_ENCAP_TYPE, struct.pack("=H", LWTUNNEL_ENCAP_IP6)) + nla(RTA_ENCAP, inner)
+
+
+def _ip6tnl_info(endpoints: bytes) -> bytes:
+    data = (endpoints + nla(IFLA_IPTUN_FLAGS, struct.pack("=I", IP6_TNL_F_IGN_ENCAP_LIMIT))
             + nla(IFLA_IPTUN_PROTO, struct.pack("=B", IPPROTO_IPV6)))
     return nla(IFLA_LINKINFO, nla(IFLA_INFO_KIND, b"ip6tnl\0") + nla(IFLA_INFO_DATA, data))
+
+
+def _endpoints(local: str, remote: str) -> bytes:
+    return nla(IFLA_IPTUN_LOCAL, _ip6(local)) + nla(IFLA_IPTUN_REMOTE, _ip6(remote))
 
 
 def new_ip6tnl(name: str, index: int, local: str, remote: str) -> bytes:
     """An ip6ip6 tunnel without the encapsulation-limit option (8 bytes per packet),
     created down (see no_link_local), at an ifindex the caller chose, so no lookup follows."""
     body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0)
-    body += nla(IFLA_IFNAME, name.encode() + b"\0") + _ip6tnl_info(local, remote)
+    body += nla(IFLA_IFNAME, name.encode() + b"\0") + _ip6tnl_info(_endpoints(local, remote))
+    return nlmsg(RTM_NEWLINK, REQUEST | NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+def new_flow_ip6tnl(name: str, index: int) -> bytes:
+    """A flow-based ip6ip6 device (`ip link add NAME type ip6tnl external`, one per
+    namespace): it takes every ip6ip6 packet no other tunnel claims, and sends each
+    packet where its route's Ip6Encap says. So a binding is a route, not a device: a
+    device coming up costs a walk over every IPv6 route (rt6_sync_up), which grows with
+    the bindings (about 850,000 instructions per first registration at 10,000)."""
+    body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0)
+    body += nla(IFLA_IFNAME, name.encode() + b"\0") + _ip6tnl_info(nla(IFLA_IPTUN_COLLECT_METADATA, b""))
     return nlmsg(RTM_NEWLINK, REQUEST | NLM_F_CREATE | NLM_F_EXCL, body)
 
 
@@ -84,7 +115,8 @@ def set_up(index: int) -> bytes:
 
 def move_ip6tnl(index: int, local: str, remote: str) -> bytes:
     """New endpoints for an existing tunnel (`ip -6 tunnel change`)."""
-    return nlmsg(RTM_NEWLINK, REQUEST, _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0) + _ip6tnl_info(local, remote))
+    return nlmsg(RTM_NEWLINK, REQUEST,
+                 _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0) + _ip6tnl_info(_endpoints(local, remote)))
 
 
 def del_link(index: int) -> bytes:
@@ -92,7 +124,7 @@ def del_link(index: int) -> bytes:
 
 
 def _route(dst: str, oif: int, table: int, metric: int, gateway: str | None,
-           protocol: int = RTPROT_STATIC, kind: int = RTN_UNICAST) -> bytes:
+           protocol: int = RTPROT_STATIC, kind: int = RTN_UNICAST, encap: Ip6Encap | None = None) -> bytes:
     packed, prefixlen = _prefix(dst)
     body = _RTMSG.pack(socket.AF_INET6, prefixlen, 0, 0, table if table < 256 else 0, protocol,
                        RT_SCOPE_UNIVERSE, kind, 0)
@@ -101,11 +133,20 @@ def _route(dst: str, oif: int, table: int, metric: int, gateway: str | None,
     body += nla(RTA_TABLE, struct.pack("=I", table))
     if gateway:
         body += nla(RTA_GATEWAY, _ip6(gateway))
+    if encap:
+        body += encap.attributes()
     return body
 
 
-def replace_route(dst: str, oif: int, table: int = 254, metric: int = 1024, gateway: str | None = None) -> bytes:
-    return nlmsg(RTM_NEWROUTE, REQUEST | NLM_F_CREATE | NLM_F_REPLACE, _route(dst, oif, table, metric, gateway))
+def replace_route(dst: str, oif: int, table: int = 254, metric: int = 1024, gateway: str | None = None,
+                  encap: Ip6Encap | None = None) -> bytes:
+    return nlmsg(RTM_NEWROUTE, REQUEST | NLM_F_CREATE | NLM_F_REPLACE,
+                 _route(dst, oif, table, metric, gateway, encap=encap))
+
+
+def new_route(dst: str, oif: int, table: int, metric: int, encap: Ip6Encap | None = None) -> bytes:
+    """Add only: EEXIST if the route is there."""
+    return nlmsg(RTM_NEWROUTE, REQUEST | NLM_F_CREATE | NLM_F_EXCL, _route(dst, oif, table, metric, None, encap=encap))
 
 
 def del_route(dst: str, oif: int, table: int = 254, metric: int = 1024) -> bytes:
