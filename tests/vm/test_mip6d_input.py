@@ -151,6 +151,28 @@ def test_bad_binding_updates_leave_the_cache_alone(hosts, tmp_path: Path, iro: b
         print(daemon.log.read_text()[-3000:])
 
 
+def test_a_binding_the_kernel_refuses_gets_status_128_and_leaves_nothing(hosts, tmp_path: Path) -> None:
+    """The flow-based tunnel device deleted behind the daemon's back: the first binding's
+    route is refused (ENODEV) in a batch made in the event loop's thread, the half-made
+    binding is removed, the BA carries 128, and the daemon goes on."""
+    _mn, ha, daemon, sock = ha_lab(hosts, tmp_path, iro=True)
+    try:
+        ha.run("ip", "link", "del", "mip6ha")
+        sock.sendto(bu(1), (ml.HA, 0))
+        ba = expect_ba(sock)
+        assert (ba.status, ba.seq, ba.lifetime) == (BaStatus.REASON_UNSPECIFIED, 1, 0)
+        assert daemon.ctl("bindings") == []
+        assert COA not in ha.ip_xfrm()  # no remap state for it
+        assert ha.run("ip", "-6", "route", "show", ml.HOA).strip() == ""
+        assert ha.run("ip", "-6", "neigh", "show", "proxy").strip() == ""
+        assert f"binding {ml.HOA} -> {COA}: route {ml.HOA}/128 encap ip6 dst {COA}" in daemon.log.read_text()
+        assert daemon.proc is not None and daemon.proc.poll() is None
+    finally:
+        sock.close()
+        assert daemon.stop() == 0
+        print(daemon.log.read_text()[-3000:])
+
+
 def test_fuzzed_mh_leaves_the_ha_running_and_its_cache_alone(tmp_path: Path) -> None:
     """A smoke run of fuzz_mip6d.py (./iro fuzz-mip6d sends 100,000 inputs per mode)."""
     import fuzz_mip6d

@@ -3,14 +3,16 @@ refusals, the ledger, and an unwind that leaves nothing behind."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 
 import pytest
 from pyroute2 import netns
 
 from mip6d import ipsec, kernelcheck
-from mip6d.kernel import IFA_F_HOMEADDRESS, IFA_F_NODAD, Kernel, KernelError
+from mip6d.kernel import IFA_F_HOMEADDRESS, IFA_F_NODAD, Kernel, KernelError, KernelThread
 from mip6d.rtnl import Ip6Encap
 from mip6d.xfrm import Algorithm, Policy, Selector, State, Template
 from mip6d.xfrm.api import IPPROTO_AH, XFRM_MODE_ROUTEOPTIMIZATION, XFRM_POLICY_OUT, XFRM_PROTO_IRO_DST
@@ -164,3 +166,49 @@ def test_a_kernel_refusal_carries_the_extended_ack(ha: Host) -> None:
     assert str(err.value).endswith(": Invalid argument (IRO remapping cannot be used with AH)"), str(err.value)
     assert k.installed() == [] and ha.run("ip", "-6", "xfrm", "policy") == ""
     k.close()
+
+
+def test_pyroute2_requests_are_refused_outside_the_kernel_thread(ha: Host) -> None:
+    """KernelThread.now runs small batches in the event loop's thread, where pyroute2's
+    synchronous sockets cannot work: a lookup there fails and names itself, while requests
+    that need none go through."""
+    before = snapshot(ha)
+    k = kernel_in(ha)
+    k.pin("home0")
+    outcome: list[object] = []
+
+    def elsewhere() -> None:
+        try:
+            k.add_proxy(HOA, "home0")  # pinned: no lookup
+            k.add_route(HOA + "/128", "dummy-not-pinned")
+        except KernelError as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert [str(e) for e in outcome] == ["interface dummy-not-pinned: a pyroute2 request outside the kernel thread"]
+    assert f"{HOA} dev home0 proxy" in ha.run("ip", "-6", "neigh", "show", "proxy")
+    assert k.unwind() == []
+    assert snapshot(ha) == before
+
+
+def test_now_refuses_to_run_beside_a_kernel_thread_call() -> None:
+    kernel = KernelThread()
+
+    async def both() -> str:
+        slow = asyncio.create_task(kernel(time.sleep, 0.5))
+        await asyncio.sleep(0.1)
+        try:
+            kernel.now(len, "")
+        except RuntimeError as err:
+            return str(err)
+        finally:
+            await slow
+        return "ran"
+
+    try:
+        assert asyncio.run(both()) == "len: a call is running in the kernel thread"
+        assert kernel.now(len, "ab") == 2  # and once it is done, it runs
+    finally:
+        kernel.close()

@@ -71,6 +71,12 @@ def _esp_tunnelled(peer: Peer) -> bool:
     return bool(peer.reqid_toha and peer.reqid_tomn)
 
 
+def _needs_no_lookup(peer: Peer) -> bool:
+    """Whether binding the peer is only requests: without TunnelPayload SAs there is no
+    MIGRATE, whose first one may dump the SAs (pyroute2, in the kernel thread)."""
+    return not (peer.reqid_toha or peer.reqid_tomn)
+
+
 class _Timing(NamedTuple):
     """How one BU was handled, in wall-clock seconds (kernel_ms: its kernel batch)."""
 
@@ -186,7 +192,7 @@ class HomeAgent:
                 await self._expiry
         if self.sock:
             self.sock.close()
-        await self.kernel(self.announcer.close)  # the kernel thread is its only user
+        await self.kernel(self.announcer.close)  # its users run one at a time (under the lock)
 
     # -- signaling --------------------------------------------------------------
     def _on_mh(self, received: Received) -> None:
@@ -225,17 +231,23 @@ class HomeAgent:
             self._send(BindingError(status=BeStatus.UNRECOGNIZED_MH_TYPE, home_address=hoa), hoa)
 
     def _on_bu(self, received: Received, bu: BindingUpdate, coa: str) -> None:
-        """A refresh (same CoA, kernel state in place) is answered at once when no other
-        BU is queued or being handled, so that the order of BUs is kept; anything else,
-        or a refresh behind another BU, waits its turn in a task."""
+        """A BU is handled at once when no other BU is queued or being handled (so that
+        the order of BUs is kept) and its kernel work needs no trip to the kernel thread:
+        a refresh (same CoA, kernel state in place), or any binding of a MN without
+        TunnelPayload SAs. Anything else waits its turn in a task."""
         self.stats["bu"] += 1
         if not self._queued and not self.lock.locked():
             started = time.time()
             decision = self._decide(received, bu, coa)
-            if decision.accepted and self._in_place(decision):
-                self.cache.commit(decision)
-                self._answer(received, bu, coa, decision)
-                self._record(received, bu, coa, decision, started, 0.0)
+            if self._settles_now(decision):
+                decision, kernel_ms = self._settle_now(received, coa, bu, decision)
+                if decision.accepted:
+                    self._answer(received, bu, coa, decision)
+                    self._record(received, bu, coa, decision, started, kernel_ms)
+                else:  # the kernel refused: the BA may need a return path of its own (awaited)
+                    self._queued += 1
+                    asyncio.get_running_loop().create_task(
+                        self._reply_in_turn(received, bu, coa, decision, started, kernel_ms))
                 return
         self._queued += 1
         asyncio.get_running_loop().create_task(self._handle_bu(received, bu, coa))
@@ -243,34 +255,68 @@ class HomeAgent:
     def _decide(self, received: Received, bu: BindingUpdate, coa: str) -> Decision:
         return self.cache.decide(received.src, coa, bu.seq, bu.lifetime * LIFETIME_UNIT, bu.home, self.clock())
 
+    def _settles_now(self, decision: Decision) -> bool:
+        binding = decision.binding or decision.previous
+        return decision.accepted and (self._in_place(decision)
+                                      or (binding is not None and _needs_no_lookup(self.peers[binding.hoa])))
+
+    def _settle_now(self, received: Received, coa: str, bu: BindingUpdate,
+                    decision: Decision) -> tuple[Decision, float]:
+        """An accepted decision committed, its kernel batch (if any) made in this thread;
+        or the refusal that replaces it, and the batch's milliseconds."""
+        if self._in_place(decision):
+            self.cache.commit(decision)  # a refresh: the kernel already holds all of it
+            return decision, 0.0
+        batch_started = time.time()
+        try:
+            self.kernel.now(self._apply, self.kernel.kernel, decision)
+        except KernelError as err:
+            return self._refused(received, coa, bu, decision, err), (time.time() - batch_started) * 1000
+        self.cache.commit(decision)
+        return decision, (time.time() - batch_started) * 1000
+
+    @staticmethod
+    def _refused(received: Received, coa: str, bu: BindingUpdate, decision: Decision, err: KernelError) -> Decision:
+        log.error("binding %s -> %s: %s", received.src, coa, err)
+        return Decision(BaStatus.REASON_UNSPECIFIED, bu.seq, 0, decision.previous, decision.previous, str(err))
+
     async def _handle_bu(self, received: Received, bu: BindingUpdate, coa: str) -> None:
-        hoa = received.src
         kernel_ms = 0.0
         try:
             async with self.lock:
                 started = time.time()
                 decision = self._decide(received, bu, coa)
-                if decision.accepted and self._in_place(decision):
-                    self.cache.commit(decision)  # a refresh: the kernel already holds all of it
+                if self._settles_now(decision):
+                    decision, kernel_ms = self._settle_now(received, coa, bu, decision)
                 elif decision.accepted:
+                    batch_started = time.time()
                     try:
-                        batch_started = time.time()
                         await self.kernel(self._apply, self.kernel.kernel, decision)
-                        kernel_ms = (time.time() - batch_started) * 1000
                     except KernelError as err:
-                        log.error("binding %s -> %s: %s", hoa, coa, err)
-                        decision = Decision(BaStatus.REASON_UNSPECIFIED, bu.seq, 0, decision.previous,
-                                            decision.previous, str(err))
+                        decision = self._refused(received, coa, bu, decision, err)
                     else:
                         self.cache.commit(decision)
-                if decision.accepted:
-                    self._answer(received, bu, coa, decision)
-                else:
-                    self._log_rejection(received, bu, coa, decision)
-                    await self._send_ba(self._ack(decision), hoa, coa, decision)
-                self._record(received, bu, coa, decision, started, kernel_ms)
+                    kernel_ms = (time.time() - batch_started) * 1000
+                await self._reply(received, bu, coa, decision, started, kernel_ms)
         finally:
             self._queued -= 1
+
+    async def _reply_in_turn(self, received: Received, bu: BindingUpdate, coa: str, decision: Decision,
+                             started: float, kernel_ms: float) -> None:
+        try:
+            async with self.lock:
+                await self._reply(received, bu, coa, decision, started, kernel_ms)
+        finally:
+            self._queued -= 1
+
+    async def _reply(self, received: Received, bu: BindingUpdate, coa: str, decision: Decision,
+                     started: float, kernel_ms: float) -> None:
+        if decision.accepted:
+            self._answer(received, bu, coa, decision)
+        else:
+            self._log_rejection(received, bu, coa, decision)
+            await self._send_ba(self._ack(decision), received.src, coa, decision)
+        self._record(received, bu, coa, decision, started, kernel_ms)
 
     @staticmethod
     def _ack(decision: Decision) -> BindingAcknowledgement:

@@ -6,7 +6,8 @@ are packed by mip6d.xfrm.wire / mip6d.rtnl and sent through batch sockets:
 inside `with kernel.batch():` they leave in one sendmsg per netlink family at
 the end of the block. Lookups and dumps go through pyroute2 (dumps after
 whatever is pending). pyroute2's synchronous sockets cannot run inside a
-running asyncio loop, so all of this runs in one thread (see `KernelThread`)."""
+running asyncio loop, so all of this runs in one thread (see `KernelThread`),
+except small batches without pyroute2 requests (`KernelThread.now`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -64,6 +66,7 @@ class Kernel:
 
     def __init__(self, journal: Journal | None = None) -> None:
         self.journal = journal or Journal()
+        self._thread = threading.get_ident()  # the only one where pyroute2's sockets work
         self.ipr = IPRoute()
         self.xfrm = XfrmSocket()
         self._sockets = {NETLINK_XFRM: BatchSocket(NETLINK_XFRM), NETLINK_ROUTE: BatchSocket(NETLINK_ROUTE)}
@@ -188,11 +191,17 @@ class Kernel:
 
     def _do(self, what: str, action: Callable[[], T]) -> T:
         """A pyroute2 request, after everything pending."""
+        self._own_thread(what)
         self.flush()
         try:
             return action()
         except (NetlinkError, XfrmError, OSError) as err:
             raise KernelError(f"{what}: {err}") from err
+
+    def _own_thread(self, what: str) -> None:
+        """pyroute2 calls made outside the kernel thread fail here, and say which."""
+        if threading.get_ident() != self._thread:
+            raise KernelError(f"{what}: a pyroute2 request outside the kernel thread")
 
     # -- XFRM -----------------------------------------------------------------
     @staticmethod
@@ -248,6 +257,7 @@ class Kernel:
                             f"xfrm state delete {state.src} -> {state.dst} proto {state.proto}", tolerate=GONE))
 
     def state_exists(self, dst: str, spi: int, proto: int, src: str) -> bool:
+        self._own_thread("xfrm state lookup")
         self.flush()
         try:
             self.xfrm.get_state(dst, spi, proto, src)
@@ -313,6 +323,7 @@ class Kernel:
             return self._links[ifname]
         if ifname in self._pinned:
             return self._pinned[ifname]
+        self._own_thread(f"interface {ifname}")
         try:
             found = self.ipr.link_lookup(ifname=ifname)
         except (NetlinkError, OSError) as err:
@@ -456,10 +467,23 @@ class KernelThread:
     def __init__(self, journal: Journal | None = None) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kernel")
         self.kernel: Kernel = self._pool.submit(Kernel, journal).result()
+        self._running = 0  # calls awaited in the kernel thread
 
     async def __call__(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: func(*args, **kwargs))
+        self._running += 1
+        try:
+            return await loop.run_in_executor(self._pool, lambda: func(*args, **kwargs))
+        finally:
+            self._running -= 1
+
+    def now(self, func: Callable[..., T], *args: Any) -> T:
+        """Run a call in the caller's thread: a binding's batch costs less than the hop
+        to the kernel thread and back (two thread wake-ups). Only for calls that make no
+        pyroute2 request (Kernel refuses them there), and never beside a kernel-thread call."""
+        if self._running:
+            raise RuntimeError(f"{func.__name__}: a call is running in the kernel thread")
+        return func(*args)
 
     def run(self, func: Callable[..., T], *args: Any) -> T:
         """Blocking call (start-up and shutdown, outside the loop)."""

@@ -51,6 +51,9 @@ class BatchSocket:
         self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
         self.sock.bind((0, 0))
         self.seq = 0
+        # one receive buffer for the socket's life: recv(1 MiB) would mmap and unmap a
+        # fresh megabyte per call (above malloc's mmap threshold), twice per binding
+        self._buf = bytearray(1 << 20)
 
     def request(self, messages: list[bytes]) -> list[Outcome]:
         """Send every message (each a whole nlmsg with NLM_F_ACK); one outcome each, in order."""
@@ -74,10 +77,11 @@ class BatchSocket:
             buf += msg[:8] + struct.pack("=I", self.seq) + msg[12:]
         self.sock.send(buf)
         outcomes: dict[int, Outcome] = {}
+        data = self._buf
         while len(outcomes) < len(messages):
-            data = self.sock.recv(1 << 20)
+            size = self.sock.recv_into(data)
             offset = 0
-            while offset + _HDR.size <= len(data):
+            while offset + _HDR.size <= size:
                 length, kind, flags, seq, _ = _HDR.unpack_from(data, offset)
                 if length < _HDR.size:
                     break
@@ -93,7 +97,7 @@ class BatchSocket:
         self.sock.close()
 
 
-def _extack(data: bytes, offset: int, length: int) -> str:
+def _extack(data: bytearray, offset: int, length: int) -> str:
     """NLMSGERR_ATTR_MSG after the error code and the (capped) request header."""
     pos, end = offset + 16 + 4 + 16, offset + length
     while pos + 4 <= end:
