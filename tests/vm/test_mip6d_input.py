@@ -3,11 +3,15 @@ rejected, the daemon keeps running, and its binding cache does not change."""
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
+import time
 from pathlib import Path
 
 import pytest
+from scapy.layers.inet import UDP
+from scapy.layers.inet6 import IPv6
 
 import mobility_lab as ml
 from mip6d import ipsec
@@ -162,7 +166,7 @@ def test_a_binding_the_kernel_refuses_gets_status_128_and_leaves_nothing(hosts, 
         ba = expect_ba(sock)
         assert (ba.status, ba.seq, ba.lifetime) == (BaStatus.REASON_UNSPECIFIED, 1, 0)
         assert daemon.ctl("bindings") == []
-        assert COA not in ha.ip_xfrm()  # no remap state for it
+        assert COA not in ha.ip_xfrm() and COA not in ha.ip_xfrm("policy")  # no remap state, no tunnel entry
         assert ha.run("ip", "-6", "route", "show", ml.HOA).strip() == ""
         assert ha.run("ip", "-6", "neigh", "show", "proxy").strip() == ""
         assert f"binding {ml.HOA} -> {COA}: route {ml.HOA}/128 encap ip6 dst {COA}" in daemon.log.read_text()
@@ -171,6 +175,46 @@ def test_a_binding_the_kernel_refuses_gets_status_128_and_leaves_nothing(hosts, 
         sock.close()
         assert daemon.stop() == 0
         print(daemon.log.read_text()[-3000:])
+
+
+def test_the_ha_decapsulates_ip6ip6_only_from_a_bound_care_of_address(hosts, tmp_path: Path) -> None:
+    """RFC 6275 10.4.5: the flow-based tunnel device takes ip6ip6 from anyone, so the
+    HA's input policies let in only a binding's CoA; any other source is blocked and
+    counted, and a move hands the entry to the new CoA."""
+    mn, ha, daemon, sock = ha_lab(hosts, tmp_path, iro=True)
+    stranger = "2001:db8:a1::99"
+    mn.run("ip", "-6", "addr", "add", f"{stranger}/64", "dev", "mn0", "nodad")
+    inner = bytes(IPv6(src=ml.HOA, dst=ml.HA) / UDP(sport=7, dport=9) / b"tunnelled")
+
+    def send_from(source: str) -> tuple[int, int]:
+        """(packets the tunnel device received, XfrmInPolBlock) moved by one ip6ip6 packet."""
+        rx = json.loads(ha.run("ip", "-j", "-s", "link", "show", "mip6ha"))[0]["stats64"]["rx"]["packets"]
+        blocked = ha.xfrm_stat()["XfrmInPolBlock"]
+        raw = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 41)
+        raw.bind((source, 0))
+        raw.sendto(inner, (ml.HA, 0))
+        raw.close()
+        time.sleep(0.3)
+        after = json.loads(ha.run("ip", "-j", "-s", "link", "show", "mip6ha"))[0]["stats64"]["rx"]["packets"]
+        return after - rx, ha.xfrm_stat()["XfrmInPolBlock"] - blocked
+
+    try:
+        assert send_from(COA) == (0, 1)  # nothing bound yet
+        sock.sendto(bu(1), (ml.HA, 0))
+        assert expect_ba(sock).status == BaStatus.ACCEPTED
+        assert send_from(COA) == (1, 0)
+        assert send_from(stranger) == (0, 1)
+        moved = encode(BindingUpdate(seq=2, lifetime=15, ack=True, home=True,
+                                     options=(AlternateCareOfAddress(address=stranger),)), ml.HOA, ml.HA)
+        sock.sendto(moved, (ml.HA, 0))  # its BA goes to a CoA the MN's remap states do not know
+        ml.wait_for(lambda: [b["coa"] for b in daemon.ctl("bindings")] == [stranger], 10, "the move")
+        assert send_from(stranger) == (1, 0)
+        assert send_from(COA) == (0, 1)
+    finally:
+        sock.close()
+        assert daemon.stop() == 0
+        print(daemon.log.read_text()[-3000:])
+    assert "proto 41" not in ha.ip_xfrm("policy")
 
 
 def test_fuzzed_mh_leaves_the_ha_running_and_its_cache_alone(tmp_path: Path) -> None:

@@ -107,7 +107,8 @@ class HomeAgent:
         self.announcer = nd.Announcer(self.ifname)  # unsolicited NAs for newly proxied HoAs
         self.peers = self._peers(config)
         self.cache = BindingCache(self._home_policy(config))
-        self.tunnelled: set[str] = set()  # HoAs routed through TUNNEL
+        self.tunnelled: dict[str, str] = {}  # HoA routed through TUNNEL -> its CoA
+        self._entries: dict[str, int] = {}  # CoA -> its bindings through TUNNEL (ha_tunnel_entry)
         self.proxied: set[str] = set()
         self._tunnel_ends: dict[int, set[str]] = {}  # TunnelPayload reqid -> where its HA->MN SAs pointed
         self.lock = asyncio.Lock()
@@ -176,6 +177,7 @@ class HomeAgent:
                     k.add_policy(policy)
             if not all(_esp_tunnelled(peer) for peer in self.peers.values()):
                 k.add_flow_tunnel(TUNNEL)
+                k.add_policy(ipsec.ha_tunnel_guard(self.ha))
 
     async def start(self) -> None:
         await self.kernel(self._install_base, self.kernel.kernel)
@@ -378,7 +380,7 @@ class HomeAgent:
         peer = self.peers[binding.hoa]
         if _esp_tunnelled(peer):
             return peer.payload_coa == binding.coa  # the tunnel SAs did move there
-        return binding.hoa in self.tunnelled
+        return self.tunnelled.get(binding.hoa) == binding.coa
 
     # -- kernel state per binding (runs in the kernel thread) --------------------
     def _apply(self, k: Kernel, decision: Decision) -> None:
@@ -406,8 +408,13 @@ class HomeAgent:
         self._migrate_payload(k, peer, coa)
         k.put_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, coa))
         if not _esp_tunnelled(peer):
+            old = self.tunnelled.get(hoa)
+            if old != coa:
+                self._admit(k, coa)
+                if old:
+                    self._retire(k, old)
+                self.tunnelled[hoa] = coa
             k.add_route(hoa + "/128", TUNNEL, encap=Ip6Encap(self.ha, coa))  # replaces the old CoA's
-            self.tunnelled.add(hoa)
         if hoa not in self.proxied:
             k.add_proxy(hoa, self.ifname)
             self.proxied.add(hoa)
@@ -417,7 +424,9 @@ class HomeAgent:
         k.delete_proxy(hoa, self.ifname)
         self.proxied.discard(hoa)
         k.delete_route(hoa + "/128")
-        self.tunnelled.discard(hoa)
+        old = self.tunnelled.pop(hoa, None)
+        if old:
+            self._retire(k, old)
         k.delete_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, binding.coa))
         peer = self.peers[hoa]
         if peer.payload_coa:
@@ -425,6 +434,20 @@ class HomeAgent:
                                                     peer.reqid_toha):
                 k.delete_policy(policy)
             peer.payload_coa = None
+
+    def _admit(self, k: Kernel, coa: str) -> None:
+        """Tunnelled packets from `coa` pass the tunnel guard (one entry per CoA, counted)."""
+        count = self._entries.get(coa, 0)
+        if not count:
+            k.add_policy(ipsec.ha_tunnel_entry(self.ha, coa))
+        self._entries[coa] = count + 1
+
+    def _retire(self, k: Kernel, coa: str) -> None:
+        count = self._entries.pop(coa, 0) - 1
+        if count > 0:
+            self._entries[coa] = count
+        else:
+            k.delete_policy(ipsec.ha_tunnel_entry(self.ha, coa))
 
     def _migrate_payload(self, k: Kernel, peer: Peer, coa: str) -> None:
         """TunnelPayload: the ESP tunnel SAs follow the CoA, SPIs unchanged."""
