@@ -177,7 +177,7 @@ class HomeAgent:
                     k.add_policy(policy)
             if not all(_esp_tunnelled(peer) for peer in self.peers.values()):
                 k.add_flow_tunnel(TUNNEL)
-                k.add_policy(ipsec.ha_tunnel_guard(self.ha))
+                k.add_policy(ipsec.ha_tunnel_guard())
 
     async def start(self) -> None:
         await self.kernel(self._install_base, self.kernel.kernel)
@@ -439,7 +439,7 @@ class HomeAgent:
         """Tunnelled packets from `coa` pass the tunnel guard (one entry per CoA, counted)."""
         count = self._entries.get(coa, 0)
         if not count:
-            k.add_policy(ipsec.ha_tunnel_entry(self.ha, coa))
+            k.add_policy(ipsec.ha_tunnel_entry(coa))
         self._entries[coa] = count + 1
 
     def _retire(self, k: Kernel, coa: str) -> None:
@@ -447,7 +447,7 @@ class HomeAgent:
         if count > 0:
             self._entries[coa] = count
         else:
-            k.delete_policy(ipsec.ha_tunnel_entry(self.ha, coa))
+            k.delete_policy(ipsec.ha_tunnel_entry(coa))
 
     def _migrate_payload(self, k: Kernel, peer: Peer, coa: str) -> None:
         """TunnelPayload: the ESP tunnel SAs follow the CoA, SPIs unchanged."""

@@ -73,18 +73,19 @@ def ha_unprotected_mh_guard(ha: str) -> Policy:
                   priority=PRIO_SIGNALING + 1)
 
 
-def ha_tunnel_guard(ha: str) -> Policy:
-    """IPv6-in-IPv6 to the HA is decapsulated only from the CoA of a binding (RFC 6275
-    10.4.5: else any node could send through the HA and escape ingress filtering). The
-    flow-based tunnel device takes any ip6ip6 packet, but checks the outer header
-    against the input policies first: this one blocks it (XfrmInPolBlock), and each
-    bound CoA's ha_tunnel_entry lets it in."""
-    return Policy(Selector(dst=ha, dst_prefix=128, proto=IPPROTO_IPV6), XFRM_POLICY_IN,
-                  priority=PRIO_TUNNEL_GUARD + 1, action=XFRM_POLICY_BLOCK)
+def ha_tunnel_guard() -> Policy:
+    """IPv6-in-IPv6 is decapsulated only from the CoA of a binding (RFC 6275 10.4.5: else
+    any node could send through the HA and escape ingress filtering). The flow-based
+    tunnel device takes ip6ip6 to any local address, but checks the outer header against
+    the input policies first: this one blocks it whatever the local address
+    (XfrmInPolBlock), and each bound CoA's ha_tunnel_entry lets it in."""
+    return Policy(Selector(proto=IPPROTO_IPV6), XFRM_POLICY_IN, priority=PRIO_TUNNEL_GUARD + 1,
+                  action=XFRM_POLICY_BLOCK)
 
 
-def ha_tunnel_entry(ha: str, coa: str) -> Policy:
-    return Policy(Selector.host(coa, ha, proto=IPPROTO_IPV6), XFRM_POLICY_IN, priority=PRIO_TUNNEL_GUARD)
+def ha_tunnel_entry(coa: str) -> Policy:
+    return Policy(Selector(src=coa, src_prefix=128, proto=IPPROTO_IPV6), XFRM_POLICY_IN,
+                  priority=PRIO_TUNNEL_GUARD)
 
 
 # -- mobile node ---------------------------------------------------------------

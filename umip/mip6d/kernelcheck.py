@@ -54,10 +54,12 @@ def _check_lightweight_tunnels() -> None:
         outcome = sock.request([add])[0]
         if outcome.code == 0:
             sock.request([rtnl.del_route(_PROBE_ROUTE, _LOOPBACK, metric=_PROBE_METRIC)])
-        elif outcome.code != errno.EEXIST:
+        elif outcome.code == errno.EOPNOTSUPP:
             raise UnsupportedKernelError(
                 f"kernel {_release()}: a home agent needs lightweight tunnels (CONFIG_LWTUNNEL) for its "
                 f"`encap ip6` routes: {outcome.describe()}")
+        elif outcome.code != errno.EEXIST:  # e.g. lo down: not the kernel's build
+            raise UnsupportedKernelError(f"lightweight tunnel probe route {_PROBE_ROUTE}: {outcome.describe()}")
     finally:
         sock.sock.close()
 
