@@ -10,6 +10,7 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
+from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
 from mip6d import rtnl
 
@@ -150,3 +151,46 @@ def test_rules() -> None:
     msg = fibmsg(rtnl.del_rule("2001:db8:1::10", 1000, 5))
     msg.decode()
     assert (msg["header"]["type"], msg["table"], msg.get_attr("FRA_TABLE")) == (rtnl.RTM_DELRULE, 0, 1000)
+
+
+def _tc(message: bytes) -> tuple[tcmsg, dict[int, bytes]]:
+    """The tcmsg header and TCA_KIND by pyroute2; the flower options (which pyroute2 does not
+    know) by hand. The VM tests read the filters back with iproute2's tc."""
+    msg = tcmsg(message)
+    msg.decode()
+    body = message[16 + 20:]  # nlmsghdr, tcmsg
+    return msg, _nested(_nested(body)[rtnl.TCA_OPTIONS]) if rtnl.TCA_OPTIONS in _nested(body) else {}
+
+
+def test_clsact() -> None:
+    msg, options = _tc(rtnl.new_clsact(1048576))
+    assert msg["header"]["type"] == rtnl.RTM_NEWQDISC and msg["index"] == 1048576
+    assert (msg["handle"], msg["parent"]) == (0xFFFF0000, 0xFFFFFFF1)  # `clsact`: ffff: under TC_H_CLSACT
+    assert msg.get_attr("TCA_KIND") == "clsact" and options == {}
+
+
+def test_admit_filter() -> None:
+    msg, options = _tc(rtnl.put_admit_filter(7, 12, "2001:db8:1::10", "2001:db8:a1::10"))
+    assert msg["header"]["type"] == rtnl.RTM_NEWTFILTER
+    assert msg["header"]["flags"] & (rtnl.NLM_F_CREATE | rtnl.NLM_F_EXCL) == rtnl.NLM_F_CREATE  # add or replace
+    assert (msg["index"], msg["handle"], msg["parent"]) == (7, 12, 0xFFFFFFF2)  # ingress
+    assert msg["info"] == (1 << 16) | socket.htons(0x86DD)  # prio 1, protocol ipv6
+    assert msg.get_attr("TCA_KIND") == "flower"
+    assert options == {
+        8: b"\x86\xdd",  # TCA_FLOWER_KEY_ETH_TYPE, big-endian
+        14: socket.inet_pton(socket.AF_INET6, "2001:db8:1::10"),  # TCA_FLOWER_KEY_IPV6_SRC: the inner source
+        31: socket.inet_pton(socket.AF_INET6, "2001:db8:a1::10"),  # TCA_FLOWER_KEY_ENC_IPV6_SRC: the outer one
+        22: struct.pack("=I", 1),  # TCA_FLOWER_FLAGS: skip_hw
+    }
+    delete, _ = _tc(rtnl.del_admit_filter(7, 12))
+    assert delete["header"]["type"] == rtnl.RTM_DELTFILTER
+    assert (delete["handle"], delete["parent"], delete["info"]) == (12, 0xFFFFFFF2, msg["info"])
+
+
+def test_drop_filter() -> None:
+    msg, options = _tc(rtnl.new_drop_filter(7))
+    assert msg["info"] == (2 << 16) | socket.htons(0x0003)  # prio 2, protocol all
+    assert set(options) == {3, 22}  # TCA_FLOWER_ACT and TCA_FLOWER_FLAGS: no keys, so it matches everything
+    action = _nested(_nested(options[3])[1])  # the first action
+    assert action[1] == b"gact\0"  # TCA_ACT_KIND
+    assert struct.unpack("=IIiii", _nested(action[2])[2]) == (0, 0, 2, 0, 0)  # TCA_GACT_PARMS: TC_ACT_SHOT

@@ -307,6 +307,7 @@ def snapshot(host: Host) -> dict[str, str]:
         "links": "\n".join(line.split(":")[1] for line in host.run("ip", "-o", "link").splitlines()),
         "proxy": host.run("ip", "-6", "neigh", "show", "proxy"),
         "addresses": host.run("ip", "-6", "-o", "addr"),
+        "qdiscs": host.run("tc", "qdisc", "show"),
     }
 
 

@@ -165,7 +165,7 @@ def test_a_binding_the_kernel_refuses_gets_status_128_and_leaves_nothing(hosts, 
         ba = expect_ba(sock)
         assert (ba.status, ba.seq, ba.lifetime) == (BaStatus.REASON_UNSPECIFIED, 1, 0)
         assert daemon.ctl("bindings") == []
-        assert COA not in ha.ip_xfrm() and COA not in ha.ip_xfrm("policy")  # no remap state, no tunnel entry
+        assert COA not in ha.ip_xfrm()  # no remap state
         assert ha.run("ip", "-6", "route", "show", ml.HOA).strip() == ""
         assert ha.run("ip", "-6", "neigh", "show", "proxy").strip() == ""
         assert f"binding {ml.HOA} -> {COA}: route {ml.HOA}/128 encap ip6 dst {COA}" in daemon.log.read_text()
@@ -176,30 +176,67 @@ def test_a_binding_the_kernel_refuses_gets_status_128_and_leaves_nothing(hosts, 
         print(daemon.log.read_text()[-3000:])
 
 
-def test_the_ha_decapsulates_ip6ip6_only_from_a_bound_care_of_address(hosts, tmp_path: Path) -> None:
-    """RFC 6275 10.4.5: the flow-based tunnel device takes ip6ip6 from anyone, so the
-    HA's input policies let in only a binding's CoA; any other source is blocked and
-    counted, and a move hands the entry to the new CoA."""
+def test_a_move_the_kernel_refuses_leaves_the_binding_at_its_care_of_address(hosts, tmp_path: Path) -> None:
+    """The guard's qdisc deleted behind the daemon's back: a move's filter is refused after
+    its route and remap state were replaced, so the whole batch is put back to the bound
+    CoA, which the binding cache still holds, and the BU gets 128."""
+    _mn, ha, daemon, sock = ha_lab(hosts, tmp_path, iro=True)
+    stranger = "2001:db8:a1::99"
+    try:
+        sock.sendto(bu(1), (ml.HA, 0))
+        assert expect_ba(sock).status == BaStatus.ACCEPTED
+        ha.run("tc", "qdisc", "del", "dev", "mip6ha", "clsact")
+        moved = encode(BindingUpdate(seq=2, lifetime=15, ack=True, home=True,
+                                     options=(AlternateCareOfAddress(address=stranger),)), ml.HOA, ml.HA)
+        sock.sendto(moved, (ml.HA, 0))
+        ml.wait_for(lambda: [(t["seq"], t["status"]) for t in daemon.ctl("status")["recent_bu"]][-1:] == [(2, 128)],
+                    10, "the refused move")
+        assert [(b["coa"], b["seq"]) for b in daemon.ctl("bindings")] == [(COA, 1)]
+        route = ha.run("ip", "-6", "route", "show", ml.HOA)
+        assert f"dst {COA} " in route and stranger not in route, route
+        assert COA in ha.ip_xfrm() and stranger not in ha.ip_xfrm()  # the remap state is back at COA too
+        assert f"ingress filter 1 on mip6ha: {ml.HOA} from {stranger}" in daemon.log.read_text()
+        assert daemon.proc is not None and daemon.proc.poll() is None
+    finally:
+        sock.close()
+        assert daemon.stop() == 0
+        print(daemon.log.read_text()[-3000:])
+
+
+def guard_drops(ha: ml.Host) -> int:
+    """Packets the tunnel guard's catch-all filter on mip6ha's ingress dropped (its gact counter)."""
+    filters = json.loads(ha.run("tc", "-s", "-j", "filter", "show", "dev", "mip6ha", "ingress"))
+    return sum(action["stats"]["packets"] for f in filters for action in f.get("options", {}).get("actions", []))
+
+
+def udp_no_ports(ha: ml.Host) -> int:
+    """Datagrams delivered to a closed UDP port: where an admitted inner packet ends."""
+    counters = dict(line.split() for line in ha.run("cat", "/proc/net/snmp6").splitlines())
+    return int(counters["Udp6NoPorts"])
+
+
+def test_the_ha_decapsulates_ip6ip6_only_from_the_bound_care_of_address(hosts, tmp_path: Path) -> None:
+    """RFC 6275 10.4.5: the flow-based tunnel device takes ip6ip6 from anyone, so a
+    filter per binding admits a decapsulated packet from the HoA only if its outer
+    source is that binding's CoA; anything else is dropped and counted, and a move
+    hands the filter to the new CoA."""
     mn, ha, daemon, sock = ha_lab(hosts, tmp_path, iro=True)
     stranger = "2001:db8:a1::99"
     mn.run("ip", "-6", "addr", "add", f"{stranger}/64", "dev", "mn0", "nodad")
-    inner = bytes(IPv6(src=ml.HOA, dst=ml.HA) / UDP(sport=7, dport=9) / b"tunnelled")
 
-    def send_from(source: str) -> tuple[int, int]:
-        """(packets the tunnel device received, XfrmInPolBlock) moved by one ip6ip6 packet."""
-        rx = json.loads(ha.run("ip", "-j", "-s", "link", "show", "mip6ha"))[0]["stats64"]["rx"]["packets"]
-        blocked = ha.xfrm_stat()["XfrmInPolBlock"]
+    def send_from(outer_src: str, inner_src: str = ml.HOA) -> tuple[int, int]:
+        """(inner datagrams delivered, packets the guard dropped) moved by one ip6ip6 packet."""
+        delivered, dropped = udp_no_ports(ha), guard_drops(ha)
         raw = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 41)
-        raw.bind((source, 0))
-        raw.sendto(inner, (ml.HA, 0))
+        raw.bind((outer_src, 0))
+        raw.sendto(bytes(IPv6(src=inner_src, dst=ml.HA) / UDP(sport=7, dport=9) / b"tunnelled"), (ml.HA, 0))
         raw.close()
 
-        def moved() -> tuple[int, int] | None:  # the packet is either taken or blocked
-            after = json.loads(ha.run("ip", "-j", "-s", "link", "show", "mip6ha"))[0]["stats64"]["rx"]["packets"]
-            change = (after - rx, ha.xfrm_stat()["XfrmInPolBlock"] - blocked)
+        def moved() -> tuple[int, int] | None:  # the packet is either delivered or dropped
+            change = (udp_no_ports(ha) - delivered, guard_drops(ha) - dropped)
             return change if any(change) else None
 
-        return ml.wait_for(moved, 10, f"the ip6ip6 packet from {source}")  # type: ignore[no-any-return]
+        return ml.wait_for(moved, 10, f"the ip6ip6 packet from {outer_src}")  # type: ignore[no-any-return]
 
     try:
         assert send_from(COA) == (0, 1)  # nothing bound yet
@@ -207,6 +244,7 @@ def test_the_ha_decapsulates_ip6ip6_only_from_a_bound_care_of_address(hosts, tmp
         assert expect_ba(sock).status == BaStatus.ACCEPTED
         assert send_from(COA) == (1, 0)
         assert send_from(stranger) == (0, 1)
+        assert send_from(COA, inner_src=stranger) == (0, 1)  # the bound CoA, but not for that inner source
         moved = encode(BindingUpdate(seq=2, lifetime=15, ack=True, home=True,
                                      options=(AlternateCareOfAddress(address=stranger),)), ml.HOA, ml.HA)
         sock.sendto(moved, (ml.HA, 0))  # its BA goes to a CoA the MN's remap states do not know
@@ -217,8 +255,7 @@ def test_the_ha_decapsulates_ip6ip6_only_from_a_bound_care_of_address(hosts, tmp
         sock.close()
         assert daemon.stop() == 0
         print(daemon.log.read_text()[-3000:])
-    policies = ha.ip_xfrm("policy")  # iproute2 names proto 41 from /etc/protocols, or not
-    assert "proto 41" not in policies and "proto ipv6" not in policies, policies
+    assert "mip6ha" not in ha.run("ip", "link", "show")  # and its filters with it
 
 
 def test_fuzzed_mh_leaves_the_ha_running_and_its_cache_alone(tmp_path: Path) -> None:

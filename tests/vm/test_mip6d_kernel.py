@@ -4,6 +4,7 @@ refusals, the ledger, and an unwind that leaves nothing behind."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -193,22 +194,28 @@ def test_pyroute2_requests_are_refused_outside_the_kernel_thread(ha: Host) -> No
     assert snapshot(ha) == before
 
 
-def test_now_refuses_to_run_beside_a_kernel_thread_call() -> None:
+def test_now_waits_for_a_kernel_thread_call_whose_caller_was_cancelled() -> None:
+    """stop() cancels the expiry loop while its unbind may still run in the kernel
+    thread: a BU handled at once (now) must not use the batch sockets beside it."""
     kernel = KernelThread()
+    order: list[str] = []
 
-    async def both() -> str:
-        slow = asyncio.create_task(kernel(time.sleep, 0.5))
+    def slow_unbind() -> None:
+        order.append("unbind starts")
+        time.sleep(0.5)
+        order.append("unbind ends")
+
+    async def cancel_then_now() -> None:
+        expiry = asyncio.create_task(kernel(slow_unbind))
         await asyncio.sleep(0.1)
-        try:
-            kernel.now(len, "")
-        except RuntimeError as err:
-            return str(err)
-        finally:
-            await slow
-        return "ran"
+        expiry.cancel()  # the coroutine ends; the call goes on in the kernel thread
+        with contextlib.suppress(asyncio.CancelledError):
+            await expiry
+        kernel.now(order.append, "now")
 
     try:
-        assert asyncio.run(both()) == "len: a call is running in the kernel thread"
-        assert kernel.now(len, "ab") == 2  # and once it is done, it runs
+        asyncio.run(cancel_then_now())
+        assert order == ["unbind starts", "unbind ends", "now"]
+        assert kernel.now(len, "ab") == 2
     finally:
         kernel.close()

@@ -107,8 +107,8 @@ class HomeAgent:
         self.announcer = nd.Announcer(self.ifname)  # unsolicited NAs for newly proxied HoAs
         self.peers = self._peers(config)
         self.cache = BindingCache(self._home_policy(config))
-        self.tunnelled: dict[str, str] = {}  # HoA routed through TUNNEL -> its CoA
-        self._entries: dict[str, int] = {}  # CoA -> its bindings through TUNNEL (ha_tunnel_entry)
+        self.tunnelled: dict[str, str] = {}  # HoA routed through TUNNEL -> its CoA (and admitted from it)
+        self._filters = {hoa: handle for handle, hoa in enumerate(self.peers, 1)}  # HoA -> its admit filter
         self.proxied: set[str] = set()
         self._tunnel_ends: dict[int, set[str]] = {}  # TunnelPayload reqid -> where its HA->MN SAs pointed
         self.lock = asyncio.Lock()
@@ -177,7 +177,7 @@ class HomeAgent:
                     k.add_policy(policy)
             if not all(_esp_tunnelled(peer) for peer in self.peers.values()):
                 k.add_flow_tunnel(TUNNEL)
-                k.add_policy(ipsec.ha_tunnel_guard())
+                k.add_tunnel_guard(TUNNEL)
 
     async def start(self) -> None:
         await self.kernel(self._install_base, self.kernel.kernel)
@@ -393,9 +393,12 @@ class HomeAgent:
                 elif decision.previous is not None:
                     self._unbind(k, decision.previous)
         except KernelError:
-            if decision.binding is not None and decision.previous is None:
-                with contextlib.suppress(KernelError), k.batch():  # leave no half-made first binding
-                    self._unbind(k, decision.binding)
+            binding, previous = decision.binding, decision.previous
+            with contextlib.suppress(KernelError), k.batch():
+                if binding is not None and previous is None:
+                    self._unbind(k, binding)  # leave no half-made first binding
+                elif binding is not None and previous is not None:
+                    self._bind(k, previous, None)  # a refused move: everything back to the bound CoA
             raise
         if fresh and decision.binding is not None:
             self.announcer.announce(decision.binding.hoa)  # now that the proxy entry is in
@@ -408,13 +411,10 @@ class HomeAgent:
         self._migrate_payload(k, peer, coa)
         k.put_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, coa))
         if not _esp_tunnelled(peer):
-            old = self.tunnelled.get(hoa)
-            if old != coa:
-                self._admit(k, coa)
-                if old:
-                    self._retire(k, old)
-                self.tunnelled[hoa] = coa
             k.add_route(hoa + "/128", TUNNEL, encap=Ip6Encap(self.ha, coa))  # replaces the old CoA's
+            # RFC 6275 10.4.5: what TUNNEL decapsulates from the HoA must come from its CoA
+            k.put_admit_filter(TUNNEL, self._filters[hoa], hoa, coa,
+                               done=functools.partial(self.tunnelled.__setitem__, hoa, coa))
         if hoa not in self.proxied:
             k.add_proxy(hoa, self.ifname)
             self.proxied.add(hoa)
@@ -424,9 +424,8 @@ class HomeAgent:
         k.delete_proxy(hoa, self.ifname)
         self.proxied.discard(hoa)
         k.delete_route(hoa + "/128")
-        old = self.tunnelled.pop(hoa, None)
-        if old:
-            self._retire(k, old)
+        if self.tunnelled.pop(hoa, None):
+            k.delete_admit_filter(TUNNEL, self._filters[hoa])
         k.delete_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, binding.coa))
         peer = self.peers[hoa]
         if peer.payload_coa:
@@ -434,20 +433,6 @@ class HomeAgent:
                                                     peer.reqid_toha):
                 k.delete_policy(policy)
             peer.payload_coa = None
-
-    def _admit(self, k: Kernel, coa: str) -> None:
-        """Tunnelled packets from `coa` pass the tunnel guard (one entry per CoA, counted)."""
-        count = self._entries.get(coa, 0)
-        if not count:
-            k.add_policy(ipsec.ha_tunnel_entry(coa))
-        self._entries[coa] = count + 1
-
-    def _retire(self, k: Kernel, coa: str) -> None:
-        count = self._entries.pop(coa, 0) - 1
-        if count > 0:
-            self._entries[coa] = count
-        else:
-            k.delete_policy(ipsec.ha_tunnel_entry(coa))
 
     def _migrate_payload(self, k: Kernel, peer: Peer, coa: str) -> None:
         """TunnelPayload: the ESP tunnel SAs follow the CoA, SPIs unchanged."""

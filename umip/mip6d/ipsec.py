@@ -28,9 +28,6 @@ IPPROTO_MH = 135
 RO = XFRM_MODE_ROUTEOPTIMIZATION
 PRIO_SIGNALING = 1000  # MH policies win over the payload policies below
 PRIO_PAYLOAD = 2000
-PRIO_TUNNEL_GUARD = 3000
-IPPROTO_IPV6 = 41
-XFRM_POLICY_BLOCK = 1
 
 
 @dataclass(frozen=True)
@@ -71,21 +68,6 @@ def ha_unprotected_mh_guard(ha: str) -> Policy:
     is dropped by the kernel (XfrmInTmplMismatch) before the daemon sees it."""
     return Policy(Selector(dst=ha, dst_prefix=128, proto=IPPROTO_MH), XFRM_POLICY_IN, [Template()],
                   priority=PRIO_SIGNALING + 1)
-
-
-def ha_tunnel_guard() -> Policy:
-    """IPv6-in-IPv6 is decapsulated only from the CoA of a binding (RFC 6275 10.4.5: else
-    any node could send through the HA and escape ingress filtering). The flow-based
-    tunnel device takes ip6ip6 to any local address, but checks the outer header against
-    the input policies first: this one blocks it whatever the local address
-    (XfrmInPolBlock), and each bound CoA's ha_tunnel_entry lets it in."""
-    return Policy(Selector(proto=IPPROTO_IPV6), XFRM_POLICY_IN, priority=PRIO_TUNNEL_GUARD + 1,
-                  action=XFRM_POLICY_BLOCK)
-
-
-def ha_tunnel_entry(coa: str) -> Policy:
-    return Policy(Selector(src=coa, src_prefix=128, proto=IPPROTO_IPV6), XFRM_POLICY_IN,
-                  priority=PRIO_TUNNEL_GUARD)
 
 
 # -- mobile node ---------------------------------------------------------------

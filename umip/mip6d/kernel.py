@@ -376,6 +376,25 @@ class Kernel:
                 return
         self._send(_Request(NETLINK_ROUTE, rtnl.del_link(index), f"delete {name}", tolerate=GONE))
 
+    def add_tunnel_guard(self, name: str) -> None:
+        """clsact on this daemon's device NAME and a filter that drops what no
+        put_admit_filter admits. Both go with the device: no ledger entries of their own."""
+        index = self._links[name]
+        self._send(_Request(NETLINK_ROUTE, rtnl.new_clsact(index), f"qdisc clsact on {name}"))
+        self._send(_Request(NETLINK_ROUTE, rtnl.new_drop_filter(index), f"ingress drop filter on {name}"))
+
+    def put_admit_filter(self, name: str, handle: int, inner_src: str, outer_src: str,
+                         done: Callable[[], None] | None = None) -> None:
+        """Add or replace filter HANDLE on NAME's ingress (rtnl.put_admit_filter)."""
+        self._send(_Request(NETLINK_ROUTE, rtnl.put_admit_filter(self._links[name], handle, inner_src, outer_src),
+                            f"ingress filter {handle} on {name}: {inner_src} from {outer_src}", done=done))
+
+    def delete_admit_filter(self, name: str, handle: int) -> None:
+        index = self._links.get(name)
+        if index is not None:
+            self._send(_Request(NETLINK_ROUTE, rtnl.del_admit_filter(index, handle),
+                                f"delete ingress filter {handle} on {name}", tolerate=GONE))
+
     def add_address(self, ifname: str, address: str, prefixlen: int, flags: int = IFA_F_NODAD) -> None:
         index = self.ifindex(ifname)
         key, what = ("addr", address, ifname), f"address {address}/{prefixlen} on {ifname}"
@@ -462,32 +481,33 @@ class Kernel:
 
 
 class KernelThread:
-    """Runs `Kernel` calls in one thread, awaitable from the event loop."""
+    """Runs `Kernel` calls in one thread, awaitable from the event loop; one call at a
+    time, in this thread or (`now`) in the loop's."""
 
     def __init__(self, journal: Journal | None = None) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kernel")
         self.kernel: Kernel = self._pool.submit(Kernel, journal).result()
-        self._running = 0  # calls awaited in the kernel thread
+        # held by the call that runs: a coroutine that awaited one and was cancelled
+        # (stop() cancels the expiry loop) leaves it running here
+        self._exclusive = threading.Lock()
+
+    def _exclusively(self, func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        with self._exclusive:
+            return func(*args, **kwargs)
 
     async def __call__(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        self._running += 1
-        try:
-            return await loop.run_in_executor(self._pool, lambda: func(*args, **kwargs))
-        finally:
-            self._running -= 1
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._exclusively, func, args, kwargs)
 
     def now(self, func: Callable[..., T], *args: Any) -> T:
         """Run a call in the caller's thread: a binding's batch costs less than the hop
         to the kernel thread and back (two thread wake-ups). Only for calls that make no
-        pyroute2 request (Kernel refuses them there), and never beside a kernel-thread call."""
-        if self._running:
-            raise RuntimeError(f"{func.__name__}: a call is running in the kernel thread")
-        return func(*args)
+        pyroute2 request (Kernel refuses them there). A kernel-thread call that is
+        running finishes first: both use the same batch sockets."""
+        return self._exclusively(func, args, {})
 
     def run(self, func: Callable[..., T], *args: Any) -> T:
         """Blocking call (start-up and shutdown, outside the loop)."""
-        return self._pool.submit(func, *args).result()
+        return self._pool.submit(self._exclusively, func, args, {}).result()
 
     def close(self) -> None:
         self._pool.submit(self.kernel.close).result()

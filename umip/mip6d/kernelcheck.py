@@ -38,6 +38,7 @@ def check(mode: ipsec.Mode, home_agent: bool = False) -> None:
         xfrm.delete_state(probe.dst, probe.spi, probe.proto, probe.src)
     if home_agent:
         _check_lightweight_tunnels()
+        _check_tunnel_guard()
 
 
 # A route in the discard-only prefix (RFC 6666) at a metric nobody uses, never replacing one
@@ -60,6 +61,35 @@ def _check_lightweight_tunnels() -> None:
                 f"`encap ip6` routes: {outcome.describe()}")
         elif outcome.code != errno.EEXIST:  # e.g. lo down: not the kernel's build
             raise UnsupportedKernelError(f"lightweight tunnel probe route {_PROBE_ROUTE}: {outcome.describe()}")
+    finally:
+        sock.sock.close()
+
+
+# A device of the probe's own, down, at an ifindex below the daemon's tunnels' (kernel.TUNNEL_INDEX_BASE)
+_PROBE_LINK, _PROBE_INDEX = "mip6d-probe", (1 << 20) - 1
+
+
+def _check_tunnel_guard() -> None:
+    """A home agent guards its flow-based device with clsact, flower and gact (see
+    rtnl.put_admit_filter): the probe builds that guard on a device of its own, then
+    deletes the device, and the guard with it."""
+    steps = [
+        (rtnl.new_ip6tnl(_PROBE_LINK, _PROBE_INDEX, "100::1", "100::2"),
+         f"an ip6tnl device {_PROBE_LINK} (CONFIG_IPV6_TUNNEL)"),
+        (rtnl.new_clsact(_PROBE_INDEX), "the clsact qdisc (CONFIG_NET_SCH_INGRESS)"),
+        (rtnl.new_drop_filter(_PROBE_INDEX), "a flower filter with a gact action (CONFIG_NET_CLS_FLOWER, "
+                                             "CONFIG_NET_ACT_GACT)"),
+        (rtnl.put_admit_filter(_PROBE_INDEX, 1, "100::3", "100::4"), "a flower filter on tunnel metadata"),
+    ]
+    sock = BatchSocket(0)
+    try:
+        outcomes = sock.request([message for message, _ in steps])
+        if outcomes[0].code == 0:
+            sock.request([rtnl.del_link(_PROBE_INDEX)])
+        for (_, need), outcome in zip(steps, outcomes, strict=True):
+            if outcome.code:
+                raise UnsupportedKernelError(f"kernel {_release()}: a home agent's tunnel guard needs {need}: "
+                                             f"{outcome.describe()}")
     finally:
         sock.sock.close()
 

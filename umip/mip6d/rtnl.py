@@ -202,3 +202,55 @@ def new_rule(src: str, table: int, priority: int) -> bytes:
 
 def del_rule(src: str, table: int, priority: int) -> bytes:
     return nlmsg(RTM_DELRULE, REQUEST, _rule(src, table, priority))
+
+
+# -- traffic control: a home agent's tunnel guard (RFC 6275 10.4.5) ------------
+RTM_NEWQDISC, RTM_DELQDISC, RTM_NEWTFILTER, RTM_DELTFILTER = 36, 37, 44, 45
+TCA_KIND, TCA_OPTIONS = 1, 2
+TC_H_CLSACT, TC_H_MIN_INGRESS = 0xFFFFFFF1, 0xFFF2
+CLSACT_HANDLE, INGRESS_PARENT = 0xFFFF0000, (TC_H_CLSACT & 0xFFFF0000) | TC_H_MIN_INGRESS
+ETH_P_ALL, ETH_P_IPV6 = 0x0003, 0x86DD
+TCA_FLOWER_ACT, TCA_FLOWER_KEY_ETH_TYPE, TCA_FLOWER_KEY_IPV6_SRC, TCA_FLOWER_FLAGS = 3, 8, 14, 22
+TCA_FLOWER_KEY_ENC_IPV6_SRC = 31
+TCA_CLS_FLAGS_SKIP_HW = 0x1
+TCA_ACT_KIND, TCA_ACT_OPTIONS, TCA_GACT_PARMS, TC_ACT_SHOT = 1, 2, 2, 2
+ADMIT_PRIORITY, DROP_PRIORITY = 1, 2  # tc's prio: the bindings' filters first, then the catch-all
+_TCMSG = struct.Struct("=BxxxiIII")
+_TC_GACT = struct.Struct("=IIiii")  # tc_gen: index, capab, action, refcnt, bindcnt
+
+
+def new_clsact(index: int) -> bytes:
+    """`tc qdisc add dev DEV clsact`: where ingress filters hang."""
+    body = _TCMSG.pack(socket.AF_UNSPEC, index, CLSACT_HANDLE, TC_H_CLSACT, 0) + nla(TCA_KIND, b"clsact\0")
+    return nlmsg(RTM_NEWQDISC, REQUEST | NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+def _ingress_filter(index: int, handle: int, priority: int, protocol: int) -> bytes:
+    info = (priority << 16) | socket.htons(protocol)
+    return _TCMSG.pack(socket.AF_UNSPEC, index, handle, INGRESS_PARENT, info) + nla(TCA_KIND, b"flower\0")
+
+
+def new_drop_filter(index: int, handle: int = 1) -> bytes:
+    """`tc filter add dev DEV ingress prio 2 protocol all handle 1 flower skip_hw action drop`:
+    what no binding's filter admits is dropped (and counted in the action's statistics)."""
+    gact = nla(TCA_ACT_KIND, b"gact\0") + nla(TCA_ACT_OPTIONS, nla(TCA_GACT_PARMS,
+                                                                    _TC_GACT.pack(0, 0, TC_ACT_SHOT, 0, 0)))
+    options = nla(TCA_FLOWER_ACT, nla(1, gact)) + nla(TCA_FLOWER_FLAGS, struct.pack("=I", TCA_CLS_FLAGS_SKIP_HW))
+    body = _ingress_filter(index, handle, DROP_PRIORITY, ETH_P_ALL) + nla(TCA_OPTIONS, options)
+    return nlmsg(RTM_NEWTFILTER, REQUEST | NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+def put_admit_filter(index: int, handle: int, inner_src: str, outer_src: str) -> bytes:
+    """`tc filter replace dev DEV ingress prio 1 protocol ipv6 handle H flower skip_hw
+    src_ip INNER enc_src_ip OUTER`: a decapsulated packet from the home address INNER
+    passes only if its outer source was OUTER, the binding's care-of address. No action:
+    a match ends classification with TC_ACT_OK. Replaces filter H, so a move is one request."""
+    options = (nla(TCA_FLOWER_KEY_ETH_TYPE, struct.pack("!H", ETH_P_IPV6))
+               + nla(TCA_FLOWER_KEY_IPV6_SRC, _ip6(inner_src)) + nla(TCA_FLOWER_KEY_ENC_IPV6_SRC, _ip6(outer_src))
+               + nla(TCA_FLOWER_FLAGS, struct.pack("=I", TCA_CLS_FLAGS_SKIP_HW)))
+    body = _ingress_filter(index, handle, ADMIT_PRIORITY, ETH_P_IPV6) + nla(TCA_OPTIONS, options)
+    return nlmsg(RTM_NEWTFILTER, REQUEST | NLM_F_CREATE, body)
+
+
+def del_admit_filter(index: int, handle: int) -> bytes:
+    return nlmsg(RTM_DELTFILTER, REQUEST, _ingress_filter(index, handle, ADMIT_PRIORITY, ETH_P_IPV6))
