@@ -193,6 +193,12 @@ def xfrm_counts(host: Host) -> tuple[int, int]:
     return states, policies
 
 
+def guard_filters(host: Host) -> int:
+    """The tunnel guard's per-binding filters on mip6ha's ingress (0 in --payload mode)."""
+    out = host.run("tc", "filter", "show", "dev", "mip6ha", "ingress", "pref", "1", check=False)
+    return sum(1 for line in out.splitlines() if " handle " in line)
+
+
 def left_behind(host: Host) -> dict[str, int]:
     """The daemon's kind of objects in the HA's namespace after it stopped (it held none before)."""
     states, policies = xfrm_counts(host)
@@ -589,12 +595,13 @@ def run(n: int, iro: bool, budget: float, window: int, workdir: Path, profile: P
             "kernel_vmalloc_bytes_per_binding": round((mem1["VmallocUsed"] - mem0["VmallocUsed"]) * 1024 / bound),
             "memfree_drop_bytes_per_binding": round((mem0["MemFree"] - mem1["MemFree"]) * 1024 / bound),
             "meminfo_before_kib": mem0, "meminfo_after_kib": mem1,
+            "guard_filters": guard_filters(ha_host),
         }
         r = result["registration"]
         log(f"  {r['accepted_status_0']}/{n} accepted in {r['wall_s']} s: {r['rate_per_s']} bindings/s, "
             f"HA {r['ha_cpu_ms_per_bu']} CPU ms per BU ({r['ha_user_ms_per_bu']} user, "
             f"{r['ha_system_ms_per_bu']} system); RSS {rss0} -> {rss1} KiB, "
-            f"Slab {mem0['Slab']} -> {mem1['Slab']} KiB")
+            f"Slab {mem0['Slab']} -> {mem1['Slab']} KiB; {result['memory']['guard_filters']} guard filters")
         if not first.complete:
             return result
 

@@ -240,9 +240,9 @@ class HomeAgent:
         self.stats["bu"] += 1
         if not self._queued and not self.lock.locked():
             started = time.time()
-            decision = self._decide(received, bu, coa)
-            if self._settles_now(decision):
-                decision, kernel_ms = self._settle_now(received, coa, bu, decision)
+            settled = self._settle_now(received, coa, bu, self._decide(received, bu, coa))
+            if settled:
+                decision, kernel_ms = settled
                 if decision.accepted:
                     self._answer(received, bu, coa, decision)
                     self._record(received, bu, coa, decision, started, kernel_ms)
@@ -257,18 +257,19 @@ class HomeAgent:
     def _decide(self, received: Received, bu: BindingUpdate, coa: str) -> Decision:
         return self.cache.decide(received.src, coa, bu.seq, bu.lifetime * LIFETIME_UNIT, bu.home, self.clock())
 
-    def _settles_now(self, decision: Decision) -> bool:
-        binding = decision.binding or decision.previous
-        return decision.accepted and (self._in_place(decision)
-                                      or (binding is not None and _needs_no_lookup(self.peers[binding.hoa])))
-
     def _settle_now(self, received: Received, coa: str, bu: BindingUpdate,
-                    decision: Decision) -> tuple[Decision, float]:
+                    decision: Decision) -> tuple[Decision, float] | None:
         """An accepted decision committed, its kernel batch (if any) made in this thread;
-        or the refusal that replaces it, and the batch's milliseconds."""
+        or the refusal that replaces it; and the batch's milliseconds. None if the
+        decision is a refusal or its batch needs the kernel thread."""
+        if not decision.accepted:
+            return None
         if self._in_place(decision):
             self.cache.commit(decision)  # a refresh: the kernel already holds all of it
             return decision, 0.0
+        binding = decision.binding or decision.previous
+        if binding is None or not _needs_no_lookup(self.peers[binding.hoa]):
+            return None
         batch_started = time.time()
         try:
             self.kernel.now(self._apply, self.kernel.kernel, decision)
@@ -288,8 +289,9 @@ class HomeAgent:
             async with self.lock:
                 started = time.time()
                 decision = self._decide(received, bu, coa)
-                if self._settles_now(decision):
-                    decision, kernel_ms = self._settle_now(received, coa, bu, decision)
+                settled = self._settle_now(received, coa, bu, decision)
+                if settled:
+                    decision, kernel_ms = settled
                 elif decision.accepted:
                     batch_started = time.time()
                     try:
