@@ -215,6 +215,11 @@ def udp_no_ports(ha: ml.Host) -> int:
     return int(counters["Udp6NoPorts"])
 
 
+def bound(daemon: ml.Daemon) -> dict[str, tuple[str, int]]:
+    """HoA -> (CoA, sequence number), from the control socket."""
+    return {b["hoa"]: (b["coa"], b["seq"]) for b in daemon.ctl("bindings")}
+
+
 def test_the_ha_decapsulates_ip6ip6_only_from_the_bound_care_of_address(hosts, tmp_path: Path) -> None:
     """RFC 6275 10.4.5: the flow-based tunnel device takes ip6ip6 from anyone, so a
     filter per binding admits a decapsulated packet from the HoA only if its outer
@@ -245,12 +250,29 @@ def test_the_ha_decapsulates_ip6ip6_only_from_the_bound_care_of_address(hosts, t
         assert send_from(COA) == (1, 0)
         assert send_from(stranger) == (0, 1)
         assert send_from(COA, inner_src=stranger) == (0, 1)  # the bound CoA, but not for that inner source
+        mn_side(mn, ipsec.IRO, HOA2, (31, 32))  # a second MN behind the same CoA
+        sock2 = mn.socket(socket.AF_INET6, socket.SOCK_RAW, 135)
+        sock2.bind((HOA2, 0))
+        sock2.sendto(bu(1, hoa=HOA2), (ml.HA, 0))
+        sock2.close()
+        ml.wait_for(lambda: bound(daemon) == {ml.HOA: (COA, 1), HOA2: (COA, 1)}, 10, "the second binding")
+        assert send_from(COA, inner_src=HOA2) == (1, 0)
         moved = encode(BindingUpdate(seq=2, lifetime=15, ack=True, home=True,
                                      options=(AlternateCareOfAddress(address=stranger),)), ml.HOA, ml.HA)
         sock.sendto(moved, (ml.HA, 0))  # its BA goes to a CoA the MN's remap states do not know
-        ml.wait_for(lambda: [b["coa"] for b in daemon.ctl("bindings")] == [stranger], 10, "the move")
+        ml.wait_for(lambda: bound(daemon) == {ml.HOA: (stranger, 2), HOA2: (COA, 1)}, 10, "the move")
         assert send_from(stranger) == (1, 0)
         assert send_from(COA) == (0, 1)
+        assert send_from(COA, inner_src=HOA2) == (1, 0)  # the other binding keeps the shared CoA
+        short = encode(BindingUpdate(seq=3, lifetime=1, ack=True, home=True,  # 4 s
+                                     options=(AlternateCareOfAddress(address=stranger),)), ml.HOA, ml.HA)
+        sock.sendto(short, (ml.HA, 0))
+        ml.wait_for(lambda: bound(daemon)[ml.HOA] == (stranger, 3), 10, "the short refresh")
+        ml.wait_for(lambda: [b["hoa"] for b in daemon.ctl("bindings")] == [HOA2], 15, "the binding's expiry")
+        filters = ha.run("tc", "filter", "show", "dev", "mip6ha", "ingress", "pref", "1")
+        assert filters.count(" handle ") == 1 and f"src_ip {HOA2}" in filters, filters
+        assert send_from(stranger) == (0, 1)  # its filter went with it
+        assert send_from(COA, inner_src=HOA2) == (1, 0)
     finally:
         sock.close()
         assert daemon.stop() == 0

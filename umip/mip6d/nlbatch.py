@@ -17,7 +17,9 @@ NLM_F_ACK_TLVS = 0x200
 NLMSGERR_ATTR_MSG = 1
 SOL_NETLINK = 270
 NETLINK_CAP_ACK, NETLINK_EXT_ACK = 10, 11
+NLM_F_ACK = 0x4
 _HDR = struct.Struct("=IHHII")
+_FLAGS, _FLAGS_SEQ = struct.Struct("=H"), struct.Struct("=HI")
 CHUNK = 48 * 1024  # bytes of requests per sendmsg
 # The kernel handles a whole sendmsg before returning, so every ACK of a chunk waits in the
 # receive buffer at once, each costing its skb's truesize (about 1 KiB), not its 36 bytes. By
@@ -40,6 +42,9 @@ class Outcome:
         return f"{text} ({self.message})" if self.message else text
 
 
+_SUCCESS = Outcome()
+
+
 class BatchSocket:
     def __init__(self, protocol: int) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
@@ -56,7 +61,7 @@ class BatchSocket:
         self._buf = bytearray(1 << 20)
 
     def request(self, messages: list[bytes]) -> list[Outcome]:
-        """Send every message (each a whole nlmsg with NLM_F_ACK); one outcome each, in order."""
+        """Send every message (each a whole nlmsg); one outcome each, in order."""
         outcomes: list[Outcome] = []
         start = 0
         while start < len(messages):
@@ -70,15 +75,22 @@ class BatchSocket:
         return outcomes
 
     def _exchange(self, messages: list[bytes]) -> list[Outcome]:
+        """Only the last message asks for an ACK: the kernel answers a refused one anyway,
+        and handles them in order, so the last ACK says every earlier message without
+        an error succeeded. That saves the kernel an skb and this loop a receive per request."""
         first = (self.seq + 1) & 0xFFFFFFFF
+        last = len(messages) - 1
         buf = bytearray()
-        for msg in messages:
+        for index, msg in enumerate(messages):
             self.seq = (self.seq + 1) & 0xFFFFFFFF
-            buf += msg[:8] + struct.pack("=I", self.seq) + msg[12:]
+            (flags,) = _FLAGS.unpack_from(msg, 6)
+            if index < last:
+                flags &= ~NLM_F_ACK
+            buf += msg[:6] + _FLAGS_SEQ.pack(flags, self.seq) + msg[12:]
         self.sock.send(buf)
         outcomes: dict[int, Outcome] = {}
         data = self._buf
-        while len(outcomes) < len(messages):
+        while last not in outcomes:
             size = self.sock.recv_into(data)
             offset = 0
             while offset + _HDR.size <= size:
@@ -91,7 +103,7 @@ class BatchSocket:
                     text = _extack(data, offset, length) if flags & NLM_F_ACK_TLVS else ""
                     outcomes[index] = Outcome(-code, text)
                 offset += (length + 3) & ~3
-        return [outcomes[i] for i in range(len(messages))]
+        return [outcomes.get(i, _SUCCESS) for i in range(len(messages))]
 
     def close(self) -> None:
         self.sock.close()
