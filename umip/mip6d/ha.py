@@ -413,7 +413,7 @@ class HomeAgent:
         self._migrate_payload(k, peer, coa)
         k.put_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, coa))
         if not _esp_tunnelled(peer):
-            k.add_route(hoa + "/128", TUNNEL, encap=Ip6Encap(self.ha, coa))  # replaces the old CoA's
+            k.put_tunnel_route(hoa + "/128", TUNNEL, Ip6Encap(self.ha, coa))  # replaces the old CoA's
             # RFC 6275 10.4.5: what TUNNEL decapsulates from the HoA must come from its CoA
             k.put_admit_filter(TUNNEL, self._filters[hoa], hoa, coa,
                                done=functools.partial(self.tunnelled.__setitem__, hoa, coa))
@@ -425,8 +425,9 @@ class HomeAgent:
         hoa = binding.hoa
         k.delete_proxy(hoa, self.ifname)
         self.proxied.discard(hoa)
-        k.delete_route(hoa + "/128")
-        if self.tunnelled.pop(hoa, None):
+        self.tunnelled.pop(hoa, None)
+        if not _esp_tunnelled(self.peers[hoa]):  # either may be in after a refused batch
+            k.delete_tunnel_route(hoa + "/128", TUNNEL)
             k.delete_admit_filter(TUNNEL, self._filters[hoa])
         k.delete_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, binding.coa))
         peer = self.peers[hoa]

@@ -383,6 +383,18 @@ class Kernel:
         self._send(_Request(NETLINK_ROUTE, rtnl.new_clsact(index), f"qdisc clsact on {name}"))
         self._send(_Request(NETLINK_ROUTE, rtnl.new_drop_filter(index), f"ingress drop filter on {name}"))
 
+    def put_tunnel_route(self, dst: str, name: str, encap: rtnl.Ip6Encap) -> None:
+        """Add or replace a route through this daemon's device NAME. It goes with the
+        device, so it has no ledger entry (nor journal line) of its own."""
+        self._send(_Request(NETLINK_ROUTE, rtnl.replace_route(dst, self._links[name], encap=encap),
+                            f"route {dst} encap ip6 dst {encap.dst} dev {name}"))
+
+    def delete_tunnel_route(self, dst: str, name: str) -> None:
+        index = self._links.get(name)
+        if index is not None:
+            self._send(_Request(NETLINK_ROUTE, rtnl.del_route(dst, index), f"delete route {dst} dev {name}",
+                                tolerate=GONE))
+
     def put_admit_filter(self, name: str, handle: int, inner_src: str, outer_src: str,
                          done: Callable[[], None] | None = None) -> None:
         """Add or replace filter HANDLE on NAME's ingress (rtnl.put_admit_filter)."""

@@ -53,7 +53,12 @@ def selector(sel: Selector) -> bytes:
 
 
 def _lifetime(values: dict[str, int]) -> tuple[int, ...]:
+    if not values:
+        return _NO_LIFETIME  # what nearly every SA and policy has: packed once per BU otherwise
     return tuple(values.get(name, _NO_LIMIT if "limit" in name else 0) for name in _LIFETIME_NAMES)
+
+
+_NO_LIFETIME = tuple(_NO_LIMIT if "limit" in name else 0 for name in _LIFETIME_NAMES)
 
 
 def _algo(kind: int, alg: Algorithm, extra: bool) -> bytes:
