@@ -85,9 +85,9 @@ def _rejected(status: int, reason: str, seq: int, previous: Binding | None) -> D
 
 @functools.lru_cache(maxsize=1 << 16)
 def _in_prefixes(hoa: str, policy: HomePolicy) -> bool:
-    """Cached: every BU asks it. inet_pton parses: ipaddress's parser is pure Python."""
-    address = ipaddress.IPv6Address(address_bytes(hoa))
-    return any(address in prefix for prefix in policy.home_prefixes)
+    """Cached: every BU asks it. Integers, not ipaddress: every first registration brings a new HoA."""
+    address = int.from_bytes(address_bytes(hoa), "big")
+    return any(address & int(prefix.netmask) == int(prefix.network_address) for prefix in policy.home_prefixes)
 
 
 class BindingCache:

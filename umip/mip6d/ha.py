@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import logging
 import time
 from collections import deque
@@ -44,11 +43,16 @@ log = logging.getLogger("mip6d.ha")
 TUNNEL = "mip6ha"  # the flow-based ip6ip6 device every tunnelled binding's route goes through
 
 
+_UNSPECIFIED, _LOOPBACK = bytes(16), bytes(15) + b"\x01"
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _routable_unicast(address: str) -> bool:
-    """Cached: every BU asks it. inet_pton parses: ipaddress's parser is pure Python."""
-    ip = ipaddress.IPv6Address(address_bytes(address))
-    return not (ip.is_unspecified or ip.is_loopback or ip.is_multicast or ip.is_link_local)
+    """Cached: every BU asks it. By octets: ipaddress's properties are pure Python,
+    and every first registration brings a new address."""
+    octets = address_bytes(address)
+    link_local = octets[0] == 0xFE and octets[1] & 0xC0 == 0x80  # fe80::/10
+    return not (octets in (_UNSPECIFIED, _LOOPBACK) or octets[0] == 0xFF or link_local)
 
 
 @dataclass

@@ -35,6 +35,18 @@ _RTMSG = struct.Struct("=BBBBBBBBI")
 _NDMSG = struct.Struct("=BxxxiHBB")
 _IFADDRMSG = struct.Struct("=BBBBi")
 _FIB_RULE_HDR = struct.Struct("=BBBBBBBBI")
+_ENCAP_TYPE_IP6 = nla(RTA_ENCAP_TYPE, struct.pack("=H", LWTUNNEL_ENCAP_IP6))
+
+
+_NLA_U32, _NLA_ADDR = struct.Struct("=HHI"), struct.Struct("=HH16s")  # attributes packed in one call
+
+
+def _u32(kind: int, value: int) -> bytes:
+    return _NLA_U32.pack(8, kind, value)
+
+
+def _addr(kind: int, address: str) -> bytes:
+    return _NLA_ADDR.pack(20, kind, _ip6(address))
 
 
 def _ip6(address: str) -> bytes:
@@ -64,9 +76,9 @@ class Ip6Encap(NamedTuple):
     hoplimit: int = 64  # what a per-binding ip6tnl device used
 
     def attributes(self) -> bytes:
-        inner = (nla(LWTUNNEL_IP6_DST, _ip6(self.dst)) + nla(LWTUNNEL_IP6_SRC, _ip6(self.src))
+        inner = (_addr(LWTUNNEL_IP6_DST, self.dst) + _addr(LWTUNNEL_IP6_SRC, self.src)
                  + nla(LWTUNNEL_IP6_HOPLIMIT, struct.pack("=B", self.hoplimit)))
-        return nla(RTA_ENCAP_TYPE, struct.pack("=H", LWTUNNEL_ENCAP_IP6)) + nla(RTA_ENCAP, inner)
+        return _ENCAP_TYPE_IP6 + nla(RTA_ENCAP, inner)
 
 
 def _ip6tnl_info(endpoints: bytes) -> bytes:
@@ -129,10 +141,9 @@ def _route(dst: str, oif: int, table: int, metric: int, gateway: str | None,
     body = _RTMSG.pack(socket.AF_INET6, prefixlen, 0, 0, table if table < 256 else 0, protocol,
                        RT_SCOPE_UNIVERSE, kind, 0)
     body += nla(RTA_DST, packed) if prefixlen else b""
-    body += nla(RTA_OIF, struct.pack("=i", oif)) + nla(RTA_PRIORITY, struct.pack("=I", metric))
-    body += nla(RTA_TABLE, struct.pack("=I", table))
+    body += _u32(RTA_OIF, oif) + _u32(RTA_PRIORITY, metric) + _u32(RTA_TABLE, table)
     if gateway:
-        body += nla(RTA_GATEWAY, _ip6(gateway))
+        body += _addr(RTA_GATEWAY, gateway)
     if encap:
         body += encap.attributes()
     return body
@@ -164,7 +175,7 @@ def del_multicast_route(oif: int) -> bytes:
 
 
 def _proxy(address: str, ifindex: int) -> bytes:
-    return _NDMSG.pack(socket.AF_INET6, ifindex, NUD_PERMANENT, NTF_PROXY, 0) + nla(NDA_DST, _ip6(address))
+    return _NDMSG.pack(socket.AF_INET6, ifindex, NUD_PERMANENT, NTF_PROXY, 0) + _addr(NDA_DST, address)
 
 
 def replace_proxy(address: str, ifindex: int) -> bytes:
@@ -217,6 +228,9 @@ TCA_ACT_KIND, TCA_ACT_OPTIONS, TCA_GACT_PARMS, TC_ACT_SHOT = 1, 2, 2, 2
 ADMIT_PRIORITY, DROP_PRIORITY = 1, 2  # tc's prio: the bindings' filters first, then the catch-all
 _TCMSG = struct.Struct("=BxxxiIII")
 _TC_GACT = struct.Struct("=IIiii")  # tc_gen: index, capab, action, refcnt, bindcnt
+_FLOWER = nla(TCA_KIND, b"flower\0")
+_ETH_TYPE_IPV6 = nla(TCA_FLOWER_KEY_ETH_TYPE, struct.pack("!H", ETH_P_IPV6))
+_SKIP_HW = _u32(TCA_FLOWER_FLAGS, TCA_CLS_FLAGS_SKIP_HW)
 
 
 def new_clsact(index: int) -> bytes:
@@ -227,7 +241,7 @@ def new_clsact(index: int) -> bytes:
 
 def _ingress_filter(index: int, handle: int, priority: int, protocol: int) -> bytes:
     info = (priority << 16) | socket.htons(protocol)
-    return _TCMSG.pack(socket.AF_UNSPEC, index, handle, INGRESS_PARENT, info) + nla(TCA_KIND, b"flower\0")
+    return _TCMSG.pack(socket.AF_UNSPEC, index, handle, INGRESS_PARENT, info) + _FLOWER
 
 
 def new_drop_filter(index: int, handle: int = 1) -> bytes:
@@ -235,7 +249,7 @@ def new_drop_filter(index: int, handle: int = 1) -> bytes:
     what no binding's filter admits is dropped (and counted in the action's statistics)."""
     gact = nla(TCA_ACT_KIND, b"gact\0") + nla(TCA_ACT_OPTIONS, nla(TCA_GACT_PARMS,
                                                                     _TC_GACT.pack(0, 0, TC_ACT_SHOT, 0, 0)))
-    options = nla(TCA_FLOWER_ACT, nla(1, gact)) + nla(TCA_FLOWER_FLAGS, struct.pack("=I", TCA_CLS_FLAGS_SKIP_HW))
+    options = nla(TCA_FLOWER_ACT, nla(1, gact)) + _SKIP_HW
     body = _ingress_filter(index, handle, DROP_PRIORITY, ETH_P_ALL) + nla(TCA_OPTIONS, options)
     return nlmsg(RTM_NEWTFILTER, REQUEST | NLM_F_CREATE | NLM_F_EXCL, body)
 
@@ -245,9 +259,8 @@ def put_admit_filter(index: int, handle: int, inner_src: str, outer_src: str) ->
     src_ip INNER enc_src_ip OUTER`: a decapsulated packet from the home address INNER
     passes only if its outer source was OUTER, the binding's care-of address. No action:
     a match ends classification with TC_ACT_OK. Replaces filter H, so a move is one request."""
-    options = (nla(TCA_FLOWER_KEY_ETH_TYPE, struct.pack("!H", ETH_P_IPV6))
-               + nla(TCA_FLOWER_KEY_IPV6_SRC, _ip6(inner_src)) + nla(TCA_FLOWER_KEY_ENC_IPV6_SRC, _ip6(outer_src))
-               + nla(TCA_FLOWER_FLAGS, struct.pack("=I", TCA_CLS_FLAGS_SKIP_HW)))
+    options = (_ETH_TYPE_IPV6 + _addr(TCA_FLOWER_KEY_IPV6_SRC, inner_src)
+               + _addr(TCA_FLOWER_KEY_ENC_IPV6_SRC, outer_src) + _SKIP_HW)
     body = _ingress_filter(index, handle, ADMIT_PRIORITY, ETH_P_IPV6) + nla(TCA_OPTIONS, options)
     return nlmsg(RTM_NEWTFILTER, REQUEST | NLM_F_CREATE, body)
 
