@@ -196,8 +196,7 @@ def test_a_move_the_kernel_refuses_leaves_the_binding_at_its_care_of_address(hos
         assert f"dst {COA} " in route and stranger not in route, route
         assert COA in ha.ip_xfrm() and stranger not in ha.ip_xfrm()  # the remap state is back at COA too
         assert f"ingress filter 1 on mip6ha: {ml.HOA} from {stranger}" in daemon.log.read_text()
-        assert daemon.proc is not None and daemon.proc.poll() is None
-    finally:
+    finally:  # the control socket answered after the refusal: the daemon went on
         sock.close()
         assert daemon.stop() == 0
         print(daemon.log.read_text()[-3000:])
