@@ -100,18 +100,20 @@ def inside(m: int) -> dict[str, Any]:
     k = Kernel()
     home = k.ifindex("ha0")
     daemon: dict[str, float] = {}
-    k.add_flow_tunnel("mip6ha")  # as HomeAgent._install_base does, once
+    k.add_flow_tunnel("mip6ha", guarded=True)  # as HomeAgent._install_base does, once
     for i in range(m):  # as HomeAgent._bind does for a first registration
         hoa, coa = sc.hoa(i), sc.coa(i)
         _timed(daemon, "ro_state", lambda: k.put_state(ipsec.ha_binding_state(mode, hoa, sc.HA, coa)))  # noqa: B023
-        _timed(daemon, "route", lambda: k.add_route(hoa + "/128", "mip6ha", encap=Ip6Encap(sc.HA, coa)))  # noqa: B023
+        _timed(daemon, "filter", lambda: k.put_admit_filter("mip6ha", i + 1, hoa, coa))  # noqa: B023
+        _timed(daemon, "route", lambda: k.put_tunnel_route(hoa + "/128", "mip6ha", Ip6Encap(sc.HA, coa)))  # noqa: B023
         _timed(daemon, "proxy", lambda: k.add_proxy(hoa, "ha0"))  # noqa: B023
         _timed(daemon, "announce", lambda: nd.announce("ha0", hoa))  # noqa: B023
     refresh: dict[str, float] = {}
     for i in range(m):  # a refresh: the state updated, the route replaced
         hoa, coa = sc.hoa(i), sc.coa(i)
         _timed(refresh, "ro_state", lambda: k.put_state(ipsec.ha_binding_state(mode, hoa, sc.HA, coa)))  # noqa: B023
-        _timed(refresh, "route", lambda: k.add_route(hoa + "/128", "mip6ha", encap=Ip6Encap(sc.HA, coa)))  # noqa: B023
+        _timed(refresh, "filter", lambda: k.put_admit_filter("mip6ha", i + 1, hoa, coa))  # noqa: B023
+        _timed(refresh, "route", lambda: k.put_tunnel_route(hoa + "/128", "mip6ha", Ip6Encap(sc.HA, coa)))  # noqa: B023
     trivial: dict[str, float] = {}
     for _ in range(m):
         _timed(trivial, "link_lookup", lambda: k.ifindex("ha0"))

@@ -59,9 +59,15 @@ def test_a_home_agent_tunnel_is_one_flow_based_device_and_a_route_per_binding(ha
     before = snapshot(ha)
     k = kernel_in(ha)
     with k.batch():
-        k.add_flow_tunnel("mip6ha")
-        k.add_route(HOA + "/128", "mip6ha", encap=Ip6Encap(HA, COA))
+        k.add_flow_tunnel("mip6ha", guarded=True)
+        k.put_admit_filter("mip6ha", 7, HOA, COA)
+        k.put_tunnel_route(HOA + "/128", "mip6ha", Ip6Encap(HA, COA))
     time.sleep(1.5)  # past the link watch's NETDEV_CHANGE
+    filters = ha.run("tc", "filter", "show", "dev", "mip6ha", "ingress")  # iproute2's reading of the guard
+    admit, drop = filters.split("filter protocol all pref 2", 1)
+    assert "pref 1 flower" in admit and "handle 0x7" in admit and f"src_ip {HOA}" in admit, filters
+    assert f"enc_src_ip {COA}" in admit and "skip_hw" in admit and "action" not in admit, filters
+    assert "gact action drop" in drop and "skip_hw" in drop, filters
     multicast = ha.run("ip", "-6", "route", "show", "table", "local", "ff00::/8")
     assert "dev mip6ha" not in multicast and "dev home0" in multicast
     link = ha.run("ip", "-d", "-o", "link", "show", "mip6ha")
@@ -69,10 +75,13 @@ def test_a_home_agent_tunnel_is_one_flow_based_device_and_a_route_per_binding(ha
     route = f"{HOA} encap ip6 id 0 src {HA} dst {COA} hoplimit 64 tc 0 dev mip6ha proto static metric 1024"
     assert route.split() == ha.run("ip", "-6", "route", "show", HOA).split()[:-2]  # then "pref medium"
     with k.batch():
-        k.add_route(HOA + "/128", "mip6ha", encap=Ip6Encap(HA, COA2))
+        k.put_admit_filter("mip6ha", 7, HOA, COA2)
+        k.put_tunnel_route(HOA + "/128", "mip6ha", Ip6Encap(HA, COA2))
     routes = ha.run("ip", "-6", "route", "show", HOA).splitlines()
     assert len(routes) == 1 and f"dst {COA2} hoplimit 64" in routes[0], routes
-    assert k.unwind() == []
+    admit = ha.run("tc", "filter", "show", "dev", "mip6ha", "ingress", "pref", "1")
+    assert admit.count(" handle ") == 1 and f"enc_src_ip {COA2}" in admit, admit
+    assert k.unwind() == []  # the device, and with it its routes, qdisc and filters
     assert snapshot(ha) == before
 
 

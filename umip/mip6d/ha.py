@@ -180,8 +180,7 @@ class HomeAgent:
                 for policy in ipsec.ha_sub_policies(self.mode, hoa, self.ha):
                     k.add_policy(policy)
             if not all(_esp_tunnelled(peer) for peer in self.peers.values()):
-                k.add_flow_tunnel(TUNNEL)
-                k.add_tunnel_guard(TUNNEL)
+                k.add_flow_tunnel(TUNNEL, guarded=True)
 
     async def start(self) -> None:
         await self.kernel(self._install_base, self.kernel.kernel)
@@ -404,6 +403,7 @@ class HomeAgent:
                 if binding is not None and previous is None:
                     self._unbind(k, binding)  # leave no half-made first binding
                 elif binding is not None and previous is not None:
+                    self.proxied.discard(binding.hoa)  # its request may have been the refused one
                     self._bind(k, previous, None)  # a refused move: everything back to the bound CoA
             raise
         if fresh and decision.binding is not None:
@@ -417,10 +417,13 @@ class HomeAgent:
         self._migrate_payload(k, peer, coa)
         k.put_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, coa))
         if not _esp_tunnelled(peer):
-            k.put_tunnel_route(hoa + "/128", TUNNEL, Ip6Encap(self.ha, coa))  # replaces the old CoA's
-            # RFC 6275 10.4.5: what TUNNEL decapsulates from the HoA must come from its CoA
+            # RFC 6275 10.4.5: what TUNNEL decapsulates from the HoA must come from its CoA. The
+            # filter goes first (the MN's packets are admitted before any is sent to it), and
+            # `tunnelled` holds the CoA once both are in: the kernel answers them in this order
             k.put_admit_filter(TUNNEL, self._filters[hoa], hoa, coa,
                                done=functools.partial(self.tunnelled.__setitem__, hoa, coa))
+            k.put_tunnel_route(hoa + "/128", TUNNEL, Ip6Encap(self.ha, coa),  # replaces the old CoA's
+                               failed=functools.partial(self.tunnelled.pop, hoa, None))
         if hoa not in self.proxied:
             k.add_proxy(hoa, self.ifname)
             self.proxied.add(hoa)

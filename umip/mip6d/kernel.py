@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import errno
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ NETLINK_ROUTE, NETLINK_XFRM = 0, 6
 TUNNEL_INDEX_BASE = 1 << 20  # ifindexes this daemon gives its tunnels, so a route can follow in the same batch
 _CREATE = rtnl.REQUEST | rtnl.NLM_F_CREATE | rtnl.NLM_F_EXCL
 _NO_GONE: frozenset[int] = frozenset()
+_FILTER_GONE = GONE | {errno.EINVAL}  # EINVAL: the qdisc itself is gone ("Parent Qdisc doesn't exists")
 
 
 class KernelError(RuntimeError):
@@ -87,6 +89,10 @@ class Kernel:
         self._batching += 1
         try:
             yield
+        except BaseException:
+            if self._batching == 1:
+                self._pending.clear()  # a batch whose building failed is not sent, not even in part
+            raise
         finally:
             self._batching -= 1
         if not self._batching:
@@ -344,11 +350,19 @@ class Kernel:
         ifindex chosen here (see rtnl.new_ip6tnl, no_link_local and del_multicast_route)."""
         return self._add_link(name, rtnl.new_ip6tnl, f"ip6tnl {name} {local} -> {remote}", local, remote)
 
-    def add_flow_tunnel(self, name: str) -> int:
-        """The namespace's flow-based ip6ip6 device (rtnl.new_flow_ip6tnl), set up as add_tunnel's."""
-        return self._add_link(name, rtnl.new_flow_ip6tnl, f"ip6tnl {name} external")
+    def add_flow_tunnel(self, name: str, guarded: bool = False) -> int:
+        """The namespace's flow-based ip6ip6 device (rtnl.new_flow_ip6tnl), set up as add_tunnel's;
+        `guarded`: with clsact and a filter that drops what no put_admit_filter admits, in
+        place before the device comes up. Both go with the device: no ledger entries of their own."""
+        return self._add_link(name, rtnl.new_flow_ip6tnl, f"ip6tnl {name} external",
+                              before_up=self._guard if guarded else None)
 
-    def _add_link(self, name: str, message: Callable[..., bytes], what: str, *endpoints: str) -> int:
+    def _guard(self, name: str, index: int) -> None:
+        self._send(_Request(NETLINK_ROUTE, rtnl.new_clsact(index), f"qdisc clsact on {name}"))
+        self._send(_Request(NETLINK_ROUTE, rtnl.new_drop_filter(index), f"ingress drop filter on {name}"))
+
+    def _add_link(self, name: str, message: Callable[..., bytes], what: str, *endpoints: str,
+                  before_up: Callable[[str, int], None] | None = None) -> int:
         index = self._next_index
         self._next_index += 1
         self._links[name] = index
@@ -357,6 +371,8 @@ class Kernel:
             done=lambda: self._record(("link", name), f"tunnel {name}", NETLINK_ROUTE, rtnl.del_link(index)),
             failed=lambda: self._links.pop(name, None)))
         self._send(_Request(NETLINK_ROUTE, rtnl.no_link_local(index), f"addrgenmode none on {name}"))
+        if before_up:
+            before_up(name, index)
         self._send(_Request(NETLINK_ROUTE, rtnl.set_up(index), f"{name} up"))
         # absent is what is wanted (e.g. IPv6 disabled on new devices gives none)
         self._send(_Request(NETLINK_ROUTE, rtnl.del_multicast_route(index), f"ff00::/8 route of {name}",
@@ -376,18 +392,12 @@ class Kernel:
                 return
         self._send(_Request(NETLINK_ROUTE, rtnl.del_link(index), f"delete {name}", tolerate=GONE))
 
-    def add_tunnel_guard(self, name: str) -> None:
-        """clsact on this daemon's device NAME and a filter that drops what no
-        put_admit_filter admits. Both go with the device: no ledger entries of their own."""
-        index = self._links[name]
-        self._send(_Request(NETLINK_ROUTE, rtnl.new_clsact(index), f"qdisc clsact on {name}"))
-        self._send(_Request(NETLINK_ROUTE, rtnl.new_drop_filter(index), f"ingress drop filter on {name}"))
-
-    def put_tunnel_route(self, dst: str, name: str, encap: rtnl.Ip6Encap) -> None:
+    def put_tunnel_route(self, dst: str, name: str, encap: rtnl.Ip6Encap,
+                         failed: Callable[[], None] | None = None) -> None:
         """Add or replace a route through this daemon's device NAME. It goes with the
         device, so it has no ledger entry (nor journal line) of its own."""
         self._send(_Request(NETLINK_ROUTE, rtnl.replace_route(dst, self._links[name], encap=encap),
-                            f"route {dst} encap ip6 dst {encap.dst} dev {name}"))
+                            f"route {dst} encap ip6 dst {encap.dst} dev {name}", failed=failed))
 
     def delete_tunnel_route(self, dst: str, name: str) -> None:
         index = self._links.get(name)
@@ -405,7 +415,7 @@ class Kernel:
         index = self._links.get(name)
         if index is not None:
             self._send(_Request(NETLINK_ROUTE, rtnl.del_admit_filter(index, handle),
-                                f"delete ingress filter {handle} on {name}", tolerate=GONE))
+                                f"delete ingress filter {handle} on {name}", tolerate=_FILTER_GONE))
 
     def add_address(self, ifname: str, address: str, prefixlen: int, flags: int = IFA_F_NODAD) -> None:
         index = self.ifindex(ifname)

@@ -75,7 +75,7 @@ def _check_tunnel_guard() -> None:
     deletes the device, and the guard with it."""
     steps = [
         (rtnl.new_ip6tnl(_PROBE_LINK, _PROBE_INDEX, "100::1", "100::2"),
-         f"an ip6tnl device {_PROBE_LINK} (CONFIG_IPV6_TUNNEL)"),
+         f"an ip6tnl device {_PROBE_LINK} at ifindex {_PROBE_INDEX} (CONFIG_IPV6_TUNNEL)"),
         (rtnl.new_clsact(_PROBE_INDEX), "the clsact qdisc (CONFIG_NET_SCH_INGRESS)"),
         (rtnl.new_drop_filter(_PROBE_INDEX), "a flower filter with a gact action (CONFIG_NET_CLS_FLOWER, "
                                              "CONFIG_NET_ACT_GACT)"),
@@ -83,6 +83,7 @@ def _check_tunnel_guard() -> None:
     ]
     sock = BatchSocket(0)
     try:
+        sock.request([rtnl.del_link_named(_PROBE_LINK)])  # one a killed daemon left (else ENODEV)
         outcomes = sock.request([message for message, _ in steps])
         if outcomes[0].code == 0:
             sock.request([rtnl.del_link(_PROBE_INDEX)])

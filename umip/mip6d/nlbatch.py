@@ -30,7 +30,7 @@ RCVBUF = 4 << 20
 SO_RCVBUFFORCE = 33
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
     """The kernel's answer to one request: 0, or an errno and its extack text."""
 
@@ -84,8 +84,7 @@ class BatchSocket:
         for index, msg in enumerate(messages):
             self.seq = (self.seq + 1) & 0xFFFFFFFF
             (flags,) = _FLAGS.unpack_from(msg, 6)
-            if index < last:
-                flags &= ~NLM_F_ACK
+            flags = flags | NLM_F_ACK if index == last else flags & ~NLM_F_ACK
             buf += msg[:6] + _FLAGS_SEQ.pack(flags, self.seq) + msg[12:]
         self.sock.send(buf)
         outcomes: dict[int, Outcome] = {}

@@ -135,6 +135,11 @@ def del_link(index: int) -> bytes:
     return nlmsg(RTM_DELLINK, REQUEST, _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0))
 
 
+def del_link_named(name: str) -> bytes:
+    return nlmsg(RTM_DELLINK, REQUEST, _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + nla(IFLA_IFNAME,
+                                                                                       name.encode() + b"\0"))
+
+
 def _route(dst: str, oif: int, table: int, metric: int, gateway: str | None,
            protocol: int = RTPROT_STATIC, kind: int = RTN_UNICAST, encap: Ip6Encap | None = None) -> bytes:
     packed, prefixlen = _prefix(dst)
