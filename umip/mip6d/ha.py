@@ -43,16 +43,17 @@ log = logging.getLogger("mip6d.ha")
 TUNNEL = "mip6ha"  # the flow-based ip6ip6 device every tunnelled binding's route goes through
 
 
-_UNSPECIFIED, _LOOPBACK = bytes(16), bytes(15) + b"\x01"
+_FIRST_80_BITS_ZERO = bytes(10)
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _routable_unicast(address: str) -> bool:
     """Cached: every BU asks it. By octets: ipaddress's properties are pure Python,
-    and every first registration brings a new address."""
+    and every first registration brings a new address. ::/80 holds the unspecified and
+    loopback addresses and the IPv4-compatible and IPv4-mapped ones: none is a CoA."""
     octets = address_bytes(address)
     link_local = octets[0] == 0xFE and octets[1] & 0xC0 == 0x80  # fe80::/10
-    return not (octets in (_UNSPECIFIED, _LOOPBACK) or octets[0] == 0xFF or link_local)
+    return not (octets.startswith(_FIRST_80_BITS_ZERO) or octets[0] == 0xFF or link_local)
 
 
 @dataclass
