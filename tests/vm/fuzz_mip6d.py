@@ -133,8 +133,8 @@ def routable_care_of(bu: object) -> bool:
     assert isinstance(bu, BindingUpdate)
     alt = [o.address for o in bu.options if isinstance(o, AlternateCareOfAddress)]
     address = ipaddress.IPv6Address(alt[0] if alt else COA)
-    return not (address.is_unspecified or address.is_loopback or address.is_multicast or address.is_link_local
-                or address == ipaddress.IPv6Address(ml.HA))
+    in_slash_80 = address.packed.startswith(bytes(10))  # ::, ::1 and the IPv4-compatible and -mapped forms
+    return not (in_slash_80 or address.is_multicast or address.is_link_local or address == ipaddress.IPv6Address(ml.HA))
 
 
 def classify(data: bytes) -> tuple[str, object]:
