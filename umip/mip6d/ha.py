@@ -434,11 +434,11 @@ class HomeAgent:
         k.delete_proxy(hoa, self.ifname)
         self.proxied.discard(hoa)
         self.tunnelled.pop(hoa, None)
-        if not _esp_tunnelled(self.peers[hoa]):  # either may be in after a refused batch
+        peer = self.peers[hoa]
+        if not _esp_tunnelled(peer):  # either may be in after a refused batch
             k.delete_tunnel_route(hoa + "/128", TUNNEL)
             k.delete_admit_filter(TUNNEL, self._filters[hoa])
         k.delete_state(ipsec.ha_binding_state(self.mode, hoa, self.ha, binding.coa))
-        peer = self.peers[hoa]
         if peer.payload_coa:
             for policy in ipsec.payload_policies_ha(hoa, self.ha, peer.payload_coa, peer.reqid_tomn,
                                                     peer.reqid_toha):

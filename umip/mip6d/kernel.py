@@ -400,10 +400,14 @@ class Kernel:
                             f"route {dst} encap ip6 dst {encap.dst} dev {name}", failed=failed))
 
     def delete_tunnel_route(self, dst: str, name: str) -> None:
+        self._delete_on_link(name, lambda index: rtnl.del_route(dst, index), f"delete route {dst} dev {name}", GONE)
+
+    def _delete_on_link(self, name: str, message: Callable[[int], bytes], what: str,
+                        tolerate: frozenset[int]) -> None:
+        """A removal from this daemon's device NAME; none once the device is gone with the ledger."""
         index = self._links.get(name)
         if index is not None:
-            self._send(_Request(NETLINK_ROUTE, rtnl.del_route(dst, index), f"delete route {dst} dev {name}",
-                                tolerate=GONE))
+            self._send(_Request(NETLINK_ROUTE, message(index), what, tolerate=tolerate))
 
     def put_admit_filter(self, name: str, handle: int, inner_src: str, outer_src: str,
                          done: Callable[[], None] | None = None) -> None:
@@ -412,10 +416,8 @@ class Kernel:
                             f"ingress filter {handle} on {name}: {inner_src} from {outer_src}", done=done))
 
     def delete_admit_filter(self, name: str, handle: int) -> None:
-        index = self._links.get(name)
-        if index is not None:
-            self._send(_Request(NETLINK_ROUTE, rtnl.del_admit_filter(index, handle),
-                                f"delete ingress filter {handle} on {name}", tolerate=_FILTER_GONE))
+        self._delete_on_link(name, lambda index: rtnl.del_admit_filter(index, handle),
+                             f"delete ingress filter {handle} on {name}", _FILTER_GONE)
 
     def add_address(self, ifname: str, address: str, prefixlen: int, flags: int = IFA_F_NODAD) -> None:
         index = self.ifindex(ifname)

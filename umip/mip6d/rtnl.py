@@ -35,10 +35,8 @@ _RTMSG = struct.Struct("=BBBBBBBBI")
 _NDMSG = struct.Struct("=BxxxiHBB")
 _IFADDRMSG = struct.Struct("=BBBBi")
 _FIB_RULE_HDR = struct.Struct("=BBBBBBBBI")
-_ENCAP_TYPE_IP6 = nla(RTA_ENCAP_TYPE, struct.pack("=H", LWTUNNEL_ENCAP_IP6))
-
-
 _NLA_U32, _NLA_ADDR = struct.Struct("=HHI"), struct.Struct("=HH16s")  # attributes packed in one call
+_ENCAP_TYPE_IP6 = nla(RTA_ENCAP_TYPE, struct.pack("=H", LWTUNNEL_ENCAP_IP6))
 
 
 def _u32(kind: int, value: int) -> bytes:

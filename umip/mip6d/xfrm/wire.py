@@ -52,13 +52,13 @@ def selector(sel: Selector) -> bytes:
         family, sel.dst_prefix, sel.src_prefix, sel.proto, sel.ifindex, 0)
 
 
+_NO_LIFETIME = tuple(_NO_LIMIT if "limit" in name else 0 for name in _LIFETIME_NAMES)
+
+
 def _lifetime(values: dict[str, int]) -> tuple[int, ...]:
     if not values:
-        return _NO_LIFETIME  # what nearly every SA and policy has: packed once per BU otherwise
-    return tuple(values.get(name, _NO_LIMIT if "limit" in name else 0) for name in _LIFETIME_NAMES)
-
-
-_NO_LIFETIME = tuple(_NO_LIMIT if "limit" in name else 0 for name in _LIFETIME_NAMES)
+        return _NO_LIFETIME  # what nearly every SA and policy has: built once, not per BU
+    return tuple(values.get(name, default) for name, default in zip(_LIFETIME_NAMES, _NO_LIFETIME, strict=True))
 
 
 def _algo(kind: int, alg: Algorithm, extra: bool) -> bytes:
