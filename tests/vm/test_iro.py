@@ -385,11 +385,14 @@ def test_packet_too_big_about_remapped_esp_lowers_pmtu(hosts) -> None:
     assert "mtu 1280" in lab.ha.run("ip", "-6", "route", "get", COA, "from", HA)
 
 
-def test_errors_about_remapped_packets_use_on_wire_addresses(hosts, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cloned", [False, True], ids=["private", "cloned"])
+def test_errors_about_remapped_packets_use_on_wire_addresses(hosts, tmp_path: Path, cloned: bool) -> None:
     """A port unreachable about UDP that reached the CoA inside ESP comes from
     the CoA and quotes the datagram with its on-wire addresses; the HoA does
-    not leak on the foreign link."""
+    not leak on the foreign link. "cloned": a raw UDP socket holds a clone of
+    the datagram, so its header is shared when the error is built."""
     lab = iro_lab(hosts)
+    raw_udp = lab.mn.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_UDP) if cloned else None
     udp_in = udp_out = Selector.host(HA, HOA, proto=17)
     lab.ha.xfrm.add_policy(Policy(udp_out, XFRM_POLICY_OUT, [Template()]))
     lab.ha.xfrm.add_policy(Policy(udp_out, XFRM_POLICY_OUT, [Template(XFRM_PROTO_IRO_DST, RO)], sub=True))
@@ -403,6 +406,11 @@ def test_errors_about_remapped_packets_use_on_wire_addresses(hosts, tmp_path: Pa
     tx.close()
     time.sleep(1)
     packets = cap.stop()
+    if raw_udp is not None:
+        raw_udp.settimeout(1)
+        held = raw_udp.recv(2048)
+        raw_udp.close()
+        assert held.endswith(b"to a closed port")
     errors = [p for p in packets if p.haslayer(ICMPv6DestUnreach)]
     assert len(errors) == 1
     error = errors[0]
