@@ -162,6 +162,20 @@ def bench_iro_instructions(c: Context, datagrams: int = 20_000) -> None:
                            compare=True))
 
 
+@task(help={"datagrams": "64-byte datagrams per flow and phase (default 20000)",
+            "boots": "guest boots per kernel, alternating (default 3)"})
+@one_line_errors
+def bench_iro_stock_instructions(c: Context, datagrams: int = 20_000, boots: int = 3) -> None:
+    """Build Debian's kernel without the series (vm profile, into dist/stock), then count the exact kernel
+    instructions per 64-byte datagram of plain ESP and of UDP without IPsec, with no remap state installed,
+    on it and on dist/'s patched kernel: what the series costs traffic that does not use it."""
+    testrun.check_dist_matches_series()
+    build_mod.build(None, "vm", dist=DIST / "stock", stock=True)
+    env = {"IRO_BENCH_DATAGRAMS": str(datagrams), "IRO_BENCH_STOCK": "1"}
+    print(insncount.compare_kernels(guest_script("bench_iro_instructions.py"), env,
+                                    {"stock": DIST / "stock", "patched": DIST}, boots=boots))
+
+
 @task
 @one_line_errors
 def bench_iro_flood_instructions(c: Context) -> None:
@@ -246,6 +260,7 @@ bench.add_task(bench_pipeline, "pipeline")
 bench.add_task(bench_iro, "iro")
 bench.add_task(bench_iro_instructions, "iro-instructions")
 bench.add_task(bench_iro_flood_instructions, "iro-flood-instructions")
+bench.add_task(bench_iro_stock_instructions, "iro-stock-instructions")
 bench.add_task(bench_mip6d, "mip6d")
 daemon = Collection("daemon")
 daemon.add_task(daemon_deb, "deb")

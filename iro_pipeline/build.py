@@ -23,10 +23,11 @@ class BuildPlan:
     series: list[patches.Patch]
     series_id: str  # taken when the series was applied: the files may change during a build
     patch_hashes: list[dict[str, str]]
+    stock: bool = False  # Debian's kernel without the series: the baseline that "exactly stock" is measured on
 
     @property
     def localversion(self) -> str:
-        return f"-iro-{self.series_id}"
+        return "-stock" if self.stock else f"-iro-{self.series_id}"
 
     @property
     def release(self) -> str:
@@ -34,27 +35,31 @@ class BuildPlan:
 
     @property
     def pkgversion(self) -> str:
+        if self.stock:
+            return f"{self.src.version}-0+stock"
         return f"{self.src.version}-{len(self.series)}+iro{self.series_id}"
 
     @property
     def outdir(self) -> Path:
         """bindeb-pkg writes its packages into the parent of O=."""
-        return cache_root() / "build" / f"{self.src.key}-{self.profile}"
+        return cache_root() / "build" / f"{self.src.key}-{self.profile}{'-stock' if self.stock else ''}"
 
     @property
     def objdir(self) -> Path:
         return self.outdir / "obj"
 
 
-def prepare(source_arg: str | None, profile: str, series_dir: Path | None = None) -> BuildPlan:
-    """Resolve the source and apply the series: the steps before any config or build."""
+def prepare(source_arg: str | None, profile: str, series_dir: Path | None = None, stock: bool = False) -> BuildPlan:
+    """Resolve the source and apply the series (none if `stock`, in a work tree of
+    its own): the steps before any config or build."""
     with steps.stage("kernel source"):
         src = source.resolve(source_arg)
     with steps.stage("apply patch series"):
-        tree, series, changed = patches.apply(src, series_dir)
+        tree, series, changed = patches.apply(src, series_dir, count=0 if stock else None,
+                                              purpose="stock" if stock else "")
     steps.console.print(f"  Linux {src.version} from {src.origin}; {len(series)} patches, {len(changed)} files changed")
     hashes = [{"name": p.path.name, "sha256": p.sha256} for p in series]
-    return BuildPlan(src, tree, profile, series, patches.series_id(series), hashes)
+    return BuildPlan(src, tree, profile, series, patches.series_id(series), hashes, stock)
 
 
 def make_env() -> dict[str, str]:
@@ -112,12 +117,12 @@ def build_debs(plan: BuildPlan, config_hash: str, reproducer: str, dist: Path = 
 
 
 def build(source_arg: str | None = None, profile: str = "vm", series_dir: Path | None = None,
-          dist: Path = DIST) -> dict[str, object]:
-    """The whole kernel pipeline: source, patches, config, packages."""
-    plan = prepare(source_arg, profile, series_dir)
+          dist: Path = DIST, stock: bool = False) -> dict[str, object]:
+    """The whole kernel pipeline: source, patches (none if `stock`), config, packages."""
+    plan = prepare(source_arg, profile, series_dir, stock)
     with steps.stage("kernel config"):
         config_hash = kconfig.configure(plan.src, plan.tree, profile, plan.objdir)
-    reproducer = f"./iro kernel.build --profile {profile}"
+    reproducer = "./iro bench.iro-stock-instructions" if stock else f"./iro kernel.build --profile {profile}"
     if source_arg:
         reproducer += f" --source {shlex.quote(source_arg)}"
     return build_debs(plan, config_hash, reproducer, dist)

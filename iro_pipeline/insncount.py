@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import steps, vm
 from .errors import PipelineError
-from .paths import REPO, cache_root
+from .paths import DIST, REPO, cache_root
 
 PLUGIN_SOURCE = REPO / "qemu" / "insncount.c"
 TRIGGER = "__x64_sys_syncfs"
@@ -77,11 +77,7 @@ def report(counts: list[collections.Counter[str]], phases: list[str], datagrams:
     """Per flow: instructions per datagram (or other unit), kernel and user, and the
     functions whose count differs most from the first flow's (the baseline). Phases
     labelled "" or "start" are not flows."""
-    _check(counts, len(phases))
-    by_kind: dict[str, list[collections.Counter[str]]] = collections.defaultdict(list)
-    for phase, count in zip(phases, counts, strict=False):
-        if phase not in ("", "start"):
-            by_kind[phase].append(count)
+    by_kind = by_flow(counts, phases)
 
     def per_datagram(kind: str, function: str) -> float:
         return statistics.mean(c[function] for c in by_kind[kind]) / datagrams
@@ -107,6 +103,23 @@ def report(counts: list[collections.Counter[str]], phases: list[str], datagrams:
     return "\n".join(lines)
 
 
+def by_flow(counts: list[collections.Counter[str]], phases: list[str]) -> dict[str, list[collections.Counter[str]]]:
+    """Each flow's phases, in the order the flows first ran; phases labelled "" or "start" are not flows."""
+    _check(counts, len(phases))
+    flows: dict[str, list[collections.Counter[str]]] = collections.defaultdict(list)
+    for phase, count in zip(phases, counts, strict=False):
+        if phase not in ("", "start"):
+            flows[phase].append(count)
+    return flows
+
+
+def kernel_mean(phases: list[collections.Counter[str]], function: str | None = None) -> float:
+    """Mean kernel instructions of the phases: all, or one function's."""
+    if function is None:
+        return statistics.mean(c.total() - c[USER] for c in phases)
+    return statistics.mean(c[function] for c in phases)
+
+
 def phase_report(counts: list[collections.Counter[str]], phases: list[dict[str, object]], rows: int = 20) -> str:
     """Per phase that did countable work: instructions per unit, kernel and user space,
     and its kernel functions with the most instructions per unit."""
@@ -130,22 +143,66 @@ def _check(counts: list[collections.Counter[str]], phases: int) -> None:
         raise PipelineError(f"the plugin wrote {len(counts)} snapshots for {phases} phases (and the exit)")
 
 
+def count(command: str, env: dict[str, str], timeout: float = 3600,
+          dist: Path = DIST) -> tuple[list[collections.Counter[str]], list[dict[str, object]], Path]:
+    """Boot dist/'s kernel with the plugin and marks on and run `command`:
+    the counts per phase, the phases the guest marked, and the counts file."""
+    symbols = Symbols(vm.system_map_from_dist(dist))
+    out = cache_root() / "vm" / "insncount" / f"{time.strftime('%Y%m%d-%H%M%S')}.counts"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plugin = f"{build_plugin()},trigger={symbols.address(TRIGGER):x},out={out}"
+    result = vm.boot(command, kernel=vm.kernel_from_dist(dist), accel="icount",
+                     env={**env, "IRO_INSN_MARKS": "1"}, plugin=plugin, timeout=timeout)
+    if result.exit_code:
+        raise PipelineError(f"the counting guest exited with {result.exit_code}; console: {result.console}")
+    phases = json.loads((result.output.parent / "share" / "phases.json").read_text())["phases"]
+    return snapshots(out, symbols), phases, out
+
+
 def run(command: str, env: dict[str, str], compare: bool = False, timeout: float = 3600,
         unit: str = "64-byte datagram") -> int:
     """Boot the guest with the plugin and marks on, run `command`, print the report:
     flows compared with the first one (`compare`), or each phase's own counts."""
-    symbols = Symbols(vm.system_map_from_dist())
-    out = cache_root() / "vm" / "insncount" / f"{time.strftime('%Y%m%d-%H%M%S')}.counts"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    plugin = f"{build_plugin()},trigger={symbols.address(TRIGGER):x},out={out}"
-    result = vm.boot(command, accel="icount", env={**env, "IRO_INSN_MARKS": "1"}, plugin=plugin, timeout=timeout)
-    if result.exit_code:
-        return result.exit_code
-    phases = json.loads((result.output.parent / "share" / "phases.json").read_text())["phases"]
-    counts = snapshots(out, symbols)
+    counts, phases, out = count(command, env, timeout)
     if compare:
         print(report(counts, [str(p["label"]) for p in phases], int(phases[-1]["units"]), unit=unit))
     else:
         print(phase_report(counts, phases))
     print(f"counts: {out}")
     return 0
+
+
+def compare_kernels(command: str, env: dict[str, str], kernels: dict[str, Path], boots: int = 3, rows: int = 8,
+                    unit: str = "64-byte datagram") -> str:
+    """The same flows counted on each kernel (a dist directory), `boots` boots
+    each, alternating: per flow, kernel instructions per unit on each kernel
+    (each boot's mean in brackets: hash seeds differ per boot), and the
+    functions whose count differs most from the first kernel's."""
+    flows: dict[str, dict[str, list[collections.Counter[str]]]] = {k: collections.defaultdict(list) for k in kernels}
+    per_boot: dict[str, dict[str, list[float]]] = {k: collections.defaultdict(list) for k in kernels}
+    units = 0
+    for boot in range(boots):
+        for name, dist in kernels.items():
+            counts, phases, out = count(command, env, dist=dist)
+            units = int(phases[-1]["units"])  # type: ignore[call-overload]
+            for flow, found in by_flow(counts, [str(p["label"]) for p in phases]).items():
+                flows[name][flow] += found
+                per_boot[name][flow].append(kernel_mean(found) / units)
+            steps.console.print(f"boot {boot + 1}/{boots}, {name}: counts in {out}")
+    base, *others = kernels
+    lines = [f"kernel instructions per {unit}, sender and receiver together, mean of {boots} boots per kernel "
+             f"(each boot's mean in brackets), {units} {unit}s per phase:"]
+    for flow in flows[base]:
+        means = {k: kernel_mean(flows[k][flow]) / units for k in kernels}
+        lines.append(f"  {flow}:")
+        for k in kernels:
+            each = ", ".join(f"{m:.1f}" for m in per_boot[k][flow])
+            lines.append(f"    {k:10s} {means[k]:10.1f}  ({each})")
+        for k in others:
+            names = set().union(*flows[k][flow], *flows[base][flow]) - {USER}
+            diff = {f: (kernel_mean(flows[k][flow], f) - kernel_mean(flows[base][flow], f)) / units for f in names}
+            top = sorted(((d, f) for f, d in diff.items() if abs(d) >= 0.5), key=lambda df: -abs(df[0]))[:rows]
+            lines.append(f"    {k} - {base}: {means[k] - means[base]:+.1f} ({k} / {base} = "
+                         f"{means[k] / means[base]:.5f}); by function: "
+                         + (", ".join(f"{f} {d:+.1f}" for d, f in top) if top else "none moved by 0.5 or more"))
+    return "\n".join(lines)

@@ -42,6 +42,7 @@ from mip6d.xfrm.api import XFRM_POLICY_IN, XFRM_POLICY_OUT, XFRM_PROTO_IRO_SRC
 from netlab import Host, link
 
 A, B = "2001:db8:1::1", "2001:db8:1::2"
+UNPROTECTED = "2001:db8:1::3"  # a source no policy covers
 HOA, HOA_ONE_POLICY, HOA_SENDER_ONLY = "2001:db8:100::10", "2001:db8:100::12", "2001:db8:100::13"
 # Addresses and SPIs chosen so that the four flows' policies (hashed on their
 # address pair) and SAs (on destination, SPI and protocol) each sit alone in a
@@ -54,11 +55,21 @@ CLIENT_CPU, SERVER_CPU = ("0", "1") if (os.cpu_count() or 1) > 1 else ("0", "0")
 SIZES = {"throughput (1200-byte datagrams)": 1200, "packet rate (64-byte datagrams)": 64}
 
 
-def setup() -> tuple[Host, Host]:
+def setup(stock: bool = False) -> tuple[Host, Host]:
+    """The lab of SOURCES, or with `stock` that of STOCK_SOURCES, which a kernel
+    without the series runs too: no remap state anywhere."""
     a, b = Host("bench-a"), Host("bench-b")
     link(a, "a0", b, "b0")
     a.add_address("a0", A)
     b.add_address("b0", B)
+    if stock:
+        a.add_address("a0", UNPROTECTED)
+        for host in (a, b):
+            host.xfrm.add_state(State(A, B, spi=SPI_PLAIN, aead=GCM))
+        sel = Selector.host(A, B, proto=17)
+        a.xfrm.add_policy(Policy(sel, XFRM_POLICY_OUT, [Template()]))
+        b.xfrm.add_policy(Policy(sel, XFRM_POLICY_IN, [Template()]))
+        return a, b
     for hoa in (HOA, HOA_ONE_POLICY, HOA_SENDER_ONLY):
         a.add_address("lo", hoa, 128)
         b.add_route(hoa, "b0", gateway=A)  # the HoAs are on a's loopback: no neighbour answers for them
@@ -111,6 +122,7 @@ def iperf_lab(pin: bool = True) -> Iterator[tuple[Host, Host]]:
 
 
 SOURCES = {"plain": A, "remapped": HOA, "remapped, one policy": HOA_ONE_POLICY, "sender's share": HOA_SENDER_ONLY}
+STOCK_SOURCES = {"plain": A, "no IPsec": UNPROTECTED}
 
 
 def main() -> None:
