@@ -420,6 +420,36 @@ def test_errors_about_remapped_packets_use_on_wire_addresses(hosts, tmp_path: Pa
     assert all(hoa not in bytes(p) for p in packets)
 
 
+def test_error_relayed_by_a_tunnel_keeps_the_inner_addresses(hosts) -> None:
+    """ip6ip6_err() relays an error about a tunnelled packet to its inner
+    source: the network header is then the quoted inner packet's, the secpath
+    the remapped outer one's. Only addresses the remap wrote are put back, so
+    the relayed error quotes the inner packet as it was sent."""
+    lab = iro_lab(hosts)
+    icmp = Selector.host(HA, HOA, proto=58)
+    lab.ha.xfrm.add_policy(Policy(icmp, XFRM_POLICY_OUT, [Template()]))
+    lab.ha.xfrm.add_policy(Policy(icmp, XFRM_POLICY_OUT, [Template(XFRM_PROTO_IRO_DST, RO)], sub=True))
+    lab.mn.xfrm.add_policy(Policy(icmp, XFRM_POLICY_IN, [Template()]))
+    lab.mn.xfrm.add_policy(Policy(icmp, XFRM_POLICY_IN, [Template(XFRM_PROTO_IRO_DST, RO, optional=True)], sub=True))
+    inner_src, inner_dst = "2001:db8:300::1", "2001:db8:400::1"
+    lab.mn.add_address("lo", inner_src, 128)
+    lab.mn.run("ip", "-6", "tunnel", "add", "ipt0", "mode", "ip6ip6", "local", HOA, "remote", HA)
+    lab.mn.run("ip", "link", "set", "ipt0", "up")
+    listener = lab.mn.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    listener.bind((inner_src, 0))
+    listener.settimeout(5)
+    tunnelled = IPv6(src=HOA, dst=HA, nh=41) / IPv6(src=inner_src, dst=inner_dst) / UDP(sport=1234, dport=5678)
+    sender = lab.ha.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    sender.bind((HA, 0))
+    sender.sendto(bytes(ICMPv6DestUnreach(code=3) / tunnelled / Raw(b"inner")), (HOA, 0))
+    sender.close()
+    data, _ = recv_icmpv6(listener, 1)
+    listener.close()
+    relayed = ICMPv6DestUnreach(data)
+    assert (relayed[IPerror6].src, relayed[IPerror6].dst) == (inner_src, inner_dst)
+    assert lab.ha.xfrm.get_state(HOA, 0, XFRM_PROTO_IRO_DST, HA).packets >= 1  # the error went out remapped
+
+
 def recv_icmpv6(sock: socket.socket, icmp_type: int) -> tuple[bytes, str]:
     """The next ICMPv6 message of a type; a raw ICMPv6 socket also gets ND."""
     while True:
