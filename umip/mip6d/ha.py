@@ -22,6 +22,7 @@ from mip6d.config.model import Config, IPsecPolicyType
 from mip6d.kernel import Kernel, KernelError, KernelThread
 from mip6d.mh import (
     LIFETIME_UNIT,
+    ZERO_80_BITS,
     AlternateCareOfAddress,
     BaStatus,
     BeStatus,
@@ -43,9 +44,6 @@ log = logging.getLogger("mip6d.ha")
 TUNNEL = "mip6ha"  # the flow-based ip6ip6 device every tunnelled binding's route goes through
 
 
-_FIRST_80_BITS_ZERO = bytes(10)
-
-
 @functools.lru_cache(maxsize=1 << 16)
 def _routable_unicast(address: str) -> bool:
     """Cached: every BU asks it. By octets: ipaddress's properties are pure Python,
@@ -53,7 +51,7 @@ def _routable_unicast(address: str) -> bool:
     loopback addresses and the IPv4-compatible and IPv4-mapped ones: none is a CoA."""
     octets = address_bytes(address)
     link_local = octets[0] == 0xFE and octets[1] & 0xC0 == 0x80  # fe80::/10
-    return not (octets.startswith(_FIRST_80_BITS_ZERO) or octets[0] == 0xFF or link_local)
+    return not (octets.startswith(ZERO_80_BITS) or octets[0] == 0xFF or link_local)
 
 
 @dataclass

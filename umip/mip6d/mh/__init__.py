@@ -12,6 +12,7 @@ from .constants import (
     IPPROTO_NONE,
     LIFETIME_UNIT,
     MH_MAX_LENGTH,
+    ZERO_80_BITS,
     BaStatus,
     BeStatus,
     MhType,
@@ -30,7 +31,7 @@ from .options import (
 
 __all__ = [
     "BA_FLAG_KEY_MGMT", "BU_FLAG_ACK", "BU_FLAG_HOME", "BU_FLAG_KEY_MGMT", "BU_FLAG_LINK_LOCAL", "IPPROTO_MH",
-    "IPPROTO_NONE", "LIFETIME_UNIT", "MH_MAX_LENGTH",
+    "IPPROTO_NONE", "LIFETIME_UNIT", "MH_MAX_LENGTH", "ZERO_80_BITS",
     "AlternateCareOfAddress", "BaStatus", "BeStatus", "BindingAcknowledgement", "BindingAuthorizationData",
     "BindingError", "BindingRefreshAdvice", "BindingRefreshRequest", "BindingUpdate", "Message", "MhError",
     "MhType", "NonceIndices", "Option", "OptionType", "UnknownMhType", "UnknownOption",

@@ -12,6 +12,9 @@ IPPROTO_MH = 135
 MH_MAX_LENGTH = (255 + 1) * 8
 """The largest MH the 8-bit Header Len field can describe, in octets."""
 
+ZERO_80_BITS = bytes(10)
+"""The first 10 octets of ::/80: ::, ::1 and the IPv4-compatible and IPv4-mapped addresses."""
+
 
 class MhType(IntEnum):
     """MH Type (RFC 6275 6.1.2 - 6.1.9)."""

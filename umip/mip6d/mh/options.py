@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
-from .constants import LIFETIME_UNIT, OptionType
+from .constants import LIFETIME_UNIT, ZERO_80_BITS, OptionType
 from .errors import MhError
 
 MAX_OPTION_DATA = 255
@@ -103,16 +103,13 @@ class AlternateCareOfAddress:
         return from_wire(cls, address=_canonical(data))
 
 
-_FIRST_80_BITS_ZERO = bytes(10)
-
-
 @functools.lru_cache(maxsize=1 << 16)
 def _canonical(address: str | bytes) -> str:
     """Cached: a home agent decodes the same CoAs at every refresh, and ipaddress
     parses and formats in pure Python (a third of a BU's decoding otherwise). Octets
     off the wire (a new CoA in every first registration) go through inet_ntop, whose
     RFC 5952 form is ipaddress's except where it prints an embedded IPv4 address."""
-    if isinstance(address, bytes) and len(address) == 16 and not address.startswith(_FIRST_80_BITS_ZERO):
+    if isinstance(address, bytes) and len(address) == 16 and not address.startswith(ZERO_80_BITS):
         return socket.inet_ntop(socket.AF_INET6, address)
     return str(ipaddress.IPv6Address(address))
 
